@@ -1,0 +1,23 @@
+export { Timestamp } from './generated/google/protobuf/timestamp';
+export {
+  TollTransaction,
+  VehicleClass,
+  vehicleClassFromJSON,
+  vehicleClassToJSON,
+} from './generated/tolls/ingest/v1/transaction';
+export {
+  IngestServiceClient,
+  IngestServiceService,
+  RejectionCode,
+  rejectionCodeToJSON,
+  StreamTransactionsRequest,
+  StreamTransactionsResponse,
+  SubmitTransactionsRequest,
+  SubmitTransactionsResponse,
+  TransactionResult,
+  TransactionStatus,
+  transactionStatusToJSON,
+} from './generated/tolls/ingest/v1/ingest_service';
+export type { IngestServiceServer } from './generated/tolls/ingest/v1/ingest_service';
+export { DeadLetter, IngestedTransaction, TransactionBatch } from './generated/tolls/stream/v1/envelope';
+export { partitionOfSubject, Streams, Subjects } from './subjects';
