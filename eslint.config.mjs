@@ -4,7 +4,7 @@ export default [
   ...nx.configs['flat/base'],
   ...nx.configs['flat/typescript'],
   ...nx.configs['flat/javascript'],
-  { ignores: ['**/dist', '**/node_modules', '**/generated/**', 'tmp/**', '.nx/**'] },
+  { ignores: ['**/jest.config.js', 'jest.preset.js', '**/dist', '**/node_modules', '**/generated/**', 'tmp/**', '.nx/**'] },
   {
     files: ['**/*.ts', '**/*.js', '**/*.mjs'],
     rules: {
