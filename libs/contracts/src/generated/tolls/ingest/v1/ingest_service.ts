@@ -77,8 +77,7 @@ export enum RejectionCode {
   REJECTION_CODE_PERMISSION_DENIED = 2,
   REJECTION_CODE_TOO_OLD = 3,
   REJECTION_CODE_IN_FUTURE = 4,
-  REJECTION_CODE_DUPLICATE_IN_BATCH = 5,
-  REJECTION_CODE_UNAVAILABLE = 6,
+  REJECTION_CODE_UNAVAILABLE = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -100,9 +99,6 @@ export function rejectionCodeFromJSON(object: any): RejectionCode {
     case "REJECTION_CODE_IN_FUTURE":
       return RejectionCode.REJECTION_CODE_IN_FUTURE;
     case 5:
-    case "REJECTION_CODE_DUPLICATE_IN_BATCH":
-      return RejectionCode.REJECTION_CODE_DUPLICATE_IN_BATCH;
-    case 6:
     case "REJECTION_CODE_UNAVAILABLE":
       return RejectionCode.REJECTION_CODE_UNAVAILABLE;
     case -1:
@@ -124,8 +120,6 @@ export function rejectionCodeToJSON(object: RejectionCode): string {
       return "REJECTION_CODE_TOO_OLD";
     case RejectionCode.REJECTION_CODE_IN_FUTURE:
       return "REJECTION_CODE_IN_FUTURE";
-    case RejectionCode.REJECTION_CODE_DUPLICATE_IN_BATCH:
-      return "REJECTION_CODE_DUPLICATE_IN_BATCH";
     case RejectionCode.REJECTION_CODE_UNAVAILABLE:
       return "REJECTION_CODE_UNAVAILABLE";
     case RejectionCode.UNRECOGNIZED:

@@ -1,0 +1,17 @@
+export { DuplicateIndex, duplicateKey } from './duplicate-index';
+export { StationCredentials, type StationPrincipal } from './station-credentials';
+export {
+  TransactionIngest,
+  type IngestObserver,
+  type RejectedRecordSink,
+  type TransactionAppender,
+  type TransactionIngestOptions,
+} from './transaction-ingest';
+export {
+  TransactionLog,
+  type AppendOutcome,
+  type TransactionLogObserver,
+  type TransactionLogOptions,
+} from './transaction-log';
+export { fieldLimits, isoCurrencies, validateTransaction, type Rejection, type ValidationPolicy } from './validation';
+export { createIngestService, type IngestApiLimits } from './ingest-grpc';

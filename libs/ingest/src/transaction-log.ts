@@ -1,0 +1,328 @@
+import { randomUUID } from 'node:crypto';
+import {
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import {
+  IngestedTransaction,
+  partitionOfSubject,
+  Streams,
+  Subjects,
+  TransactionBatch,
+} from '@tollstream/contracts';
+import { DuplicateIndex, duplicateKey } from './duplicate-index';
+
+export type AppendOutcome = 'accepted' | 'duplicate' | 'unavailable';
+
+export interface TransactionLogOptions {
+  partitions: number;
+  /** Records older than this (event time) are rejected upstream, so the index need not remember them. */
+  acceptanceHorizonMs: number;
+  maxClockSkewMs: number;
+  /** Upper bounds of one stream message (one append). */
+  maxRecordsPerAppend: number;
+  maxBytesPerAppend: number;
+  /** How long one append keeps retrying a broker that does not answer before reporting unavailable. */
+  appendDeadlineMs: number;
+}
+
+export interface TransactionLogObserver {
+  appended?(partition: number, records: number, latencyMs: number): void;
+  conflict?(partition: number): void;
+  retried?(partition: number, error: unknown): void;
+}
+
+interface PendingAppend {
+  record: IngestedTransaction;
+  key: string;
+  occurredAtMs: number;
+  resolve(outcome: AppendOutcome): void;
+}
+
+const isWrongLastSequence = (error: unknown): boolean =>
+  error instanceof JetStreamApiError &&
+  (error.code === JetStreamApiCodes.StreamWrongLastSequence ||
+    error.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The transaction stream as seen by ingestors: appends accepted records to tolls.tx.<partition>
+ * exactly once per (station, transaction id), however many ingestor replicas run and however
+ * often stations retry. See docs/adr/0003-exactly-once-ingest.md.
+ *
+ * - Group commit: records from all concurrent requests for a partition go out together in one
+ *   TransactionBatch message while the previous append of that partition is in flight.
+ * - Single logical writer per partition through optimistic concurrency: every append states the
+ *   partition's last sequence it knows (Nats-Expected-Last-Subject-Sequence). If another replica
+ *   appended first, the broker refuses; we catch up from the stream and re-check for duplicates.
+ * - A tail of the stream (from now minus the horizon) keeps the duplicate index and the
+ *   partitions' last sequences current, including what other replicas wrote.
+ */
+export class TransactionLog {
+  private readonly index = new DuplicateIndex();
+  private readonly lastSequence: number[];
+  private readonly queues: PendingAppend[][];
+  private readonly flushing: boolean[];
+  private readonly idle: Array<Array<() => void>>;
+  /** Batches this process published, and the stream sequence where the tail saw them land. */
+  private readonly ownBatches = new Map<string, number | undefined>();
+  private tailedSequence = 0;
+  private readonly tailWaiters: Array<{ sequence: number; resolve: () => void }> = [];
+  private tail?: ConsumerMessages;
+  private tailDone?: Promise<void>;
+  private pruneTimer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly options: TransactionLogOptions,
+    private readonly observer: TransactionLogObserver = {},
+  ) {
+    this.lastSequence = new Array<number>(options.partitions).fill(0);
+    this.queues = Array.from({ length: options.partitions }, () => []);
+    this.flushing = new Array<boolean>(options.partitions).fill(false);
+    this.idle = Array.from({ length: options.partitions }, () => []);
+  }
+
+  get duplicateIndexSize(): number {
+    return this.index.size;
+  }
+
+  /** Loads what is already in the stream within the horizon; resolves when caught up. */
+  async start(): Promise<void> {
+    const startTime = new Date(Date.now() - this.options.acceptanceHorizonMs - this.options.maxClockSkewMs);
+    let catchUpTo = 0;
+    for (let partition = 0; partition < this.options.partitions; partition++) {
+      const last = await this.lastStoredInPartition(partition);
+      if (!last) continue;
+      this.lastSequence[partition] = last.sequence;
+      if (last.time >= startTime) catchUpTo = Math.max(catchUpTo, last.sequence);
+    }
+    const consumer = await this.js.consumers.get(Streams.transactions, {
+      filter_subjects: Subjects.transactionsAll,
+      deliver_policy: DeliverPolicy.StartTime,
+      opt_start_time: startTime.toISOString(),
+    });
+    this.tail = await consumer.consume({ max_messages: 512 });
+    const tail = this.tail;
+    this.tailDone = (async () => {
+      for await (const message of tail) this.onTailed(message);
+    })();
+    await this.waitForTail(catchUpTo);
+    // Forget what has aged out of the horizon, once a minute.
+    this.pruneTimer = setInterval(() => {
+      this.index.forgetBefore(Date.now() - this.options.acceptanceHorizonMs - this.options.maxClockSkewMs);
+    }, 60_000);
+    this.pruneTimer.unref();
+  }
+
+  /** Appends records of one partition. Outcomes are in input order. */
+  append(
+    partition: number,
+    records: ReadonlyArray<IngestedTransaction>,
+  ): Promise<AppendOutcome[]> {
+    return Promise.all(
+      records.map(
+        (record) =>
+          new Promise<AppendOutcome>((resolve) => {
+            const transaction = record.transaction;
+            if (!transaction?.occurredAt) throw new Error('append needs validated records');
+            this.queues[partition].push({
+              record,
+              key: duplicateKey(transaction.stationId, transaction.transactionId),
+              occurredAtMs: transaction.occurredAt.getTime(),
+              resolve,
+            });
+            this.schedule(partition);
+          }),
+      ),
+    );
+  }
+
+  /** Waits for every queued append to finish, then stops tailing. */
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.queues.map(
+        (_, partition) =>
+          new Promise<void>((resolve) => {
+            if (!this.flushing[partition] && this.queues[partition].length === 0) resolve();
+            else this.idle[partition].push(resolve);
+          }),
+      ),
+    );
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
+    await this.tail?.close();
+    await this.tailDone;
+  }
+
+  private schedule(partition: number): void {
+    if (this.flushing[partition]) return;
+    if (this.queues[partition].length === 0) {
+      for (const resolve of this.idle[partition].splice(0)) resolve();
+      return;
+    }
+    this.flushing[partition] = true;
+    this.flush(partition)
+      .catch((error: unknown) => this.observer.retried?.(partition, error))
+      .finally(() => {
+        this.flushing[partition] = false;
+        this.schedule(partition);
+      });
+  }
+
+  private takeAppendable(partition: number): PendingAppend[] {
+    const queue = this.queues[partition];
+    const taken: PendingAppend[] = [];
+    const inThisAppend = new Set<string>();
+    let bytes = 0;
+    while (queue.length > 0 && taken.length < this.options.maxRecordsPerAppend) {
+      const next = queue[0];
+      if (this.index.has(next.key) || inThisAppend.has(next.key)) {
+        queue.shift();
+        next.resolve('duplicate');
+        continue;
+      }
+      const size = IngestedTransaction.encode(next.record).finish().length + 8;
+      if (taken.length > 0 && bytes + size > this.options.maxBytesPerAppend) break;
+      bytes += size;
+      inThisAppend.add(next.key);
+      taken.push(queue.shift() as PendingAppend);
+    }
+    return taken;
+  }
+
+  private async flush(partition: number): Promise<void> {
+    let pending = this.takeAppendable(partition);
+    const deadline = Date.now() + this.options.appendDeadlineMs;
+    let attempt = 0;
+    while (pending.length > 0) {
+      const batchId = randomUUID();
+      const payload = TransactionBatch.encode({ batchId, transactions: pending.map((p) => p.record) }).finish();
+      this.ownBatches.set(batchId, undefined);
+      const started = performance.now();
+      // The same batch id and expected sequence on every retry: a retry of an append that did land
+      // is either absorbed by the broker's msg-id dedup or refused as a wrong last sequence.
+      for (;;) {
+        try {
+          const ack = await this.js.publish(Subjects.transactionPartition(partition), payload, {
+            msgID: batchId,
+            expect: { lastSubjectSequence: this.lastSequence[partition] },
+            timeout: 5_000,
+          });
+          this.landed(partition, pending, batchId, ack.seq);
+          this.observer.appended?.(partition, pending.length, performance.now() - started);
+          return;
+        } catch (error) {
+          if (isWrongLastSequence(error)) {
+            this.observer.conflict?.(partition);
+            await this.catchUp(partition);
+            const landedAt = this.ownBatches.get(batchId);
+            if (landedAt !== undefined) {
+              this.landed(partition, pending, batchId, landedAt);
+              return;
+            }
+            this.ownBatches.delete(batchId);
+            // Someone else appended: drop what they stored meanwhile, append the rest anew.
+            pending = pending.filter((item) => {
+              if (!this.index.has(item.key)) return true;
+              item.resolve('duplicate');
+              return false;
+            });
+            break;
+          }
+          this.observer.retried?.(partition, error);
+          attempt++;
+          if (Date.now() >= deadline) {
+            const landedAt = this.ownBatches.get(batchId);
+            if (landedAt !== undefined) {
+              this.landed(partition, pending, batchId, landedAt);
+              return;
+            }
+            // Unknown whether it landed: the station is told to retry; if it did land, the tail
+            // indexes it and the retry is reported duplicate.
+            this.ownBatches.delete(batchId);
+            for (const item of pending) item.resolve('unavailable');
+            return;
+          }
+          await sleep(Math.min(2_000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2));
+        }
+      }
+    }
+  }
+
+  private landed(partition: number, items: PendingAppend[], batchId: string, sequence: number): void {
+    this.lastSequence[partition] = Math.max(this.lastSequence[partition], sequence);
+    for (const item of items) {
+      this.index.add(item.key, batchId, item.occurredAtMs);
+      item.resolve('accepted');
+    }
+    // The tail may see it later; once seen or acked, it no longer needs tracking twice.
+    if (this.ownBatches.get(batchId) !== undefined) this.ownBatches.delete(batchId);
+    else this.ownBatches.set(batchId, sequence);
+  }
+
+  private onTailed(message: JsMsg): void {
+    const partition = partitionOfSubject(message.subject);
+    if (partition !== undefined && partition < this.options.partitions) {
+      this.lastSequence[partition] = Math.max(this.lastSequence[partition], message.seq);
+      const batchId = message.headers?.get('Nats-Msg-Id') ?? '';
+      if (this.ownBatches.has(batchId)) {
+        // Our own append: already indexed at its ack (or about to be); no need to decode it again.
+        if (this.ownBatches.get(batchId) !== undefined) this.ownBatches.delete(batchId);
+        else this.ownBatches.set(batchId, message.seq);
+      } else {
+        this.indexForeignBatch(message);
+      }
+    }
+    this.tailedSequence = message.seq;
+    for (let i = this.tailWaiters.length - 1; i >= 0; i--) {
+      if (this.tailWaiters[i].sequence <= message.seq) this.tailWaiters.splice(i, 1)[0].resolve();
+    }
+  }
+
+  private indexForeignBatch(message: JsMsg): void {
+    let batch: TransactionBatch;
+    try {
+      batch = TransactionBatch.decode(message.data);
+    } catch {
+      return; // not ours to judge: consumers dead-letter undecodable stream messages
+    }
+    for (const ingested of batch.transactions) {
+      const transaction = ingested.transaction;
+      if (!transaction?.occurredAt) continue;
+      this.index.add(
+        duplicateKey(transaction.stationId, transaction.transactionId),
+        batch.batchId,
+        transaction.occurredAt.getTime(),
+      );
+    }
+  }
+
+  private async lastStoredInPartition(partition: number): Promise<{ sequence: number; time: Date } | undefined> {
+    try {
+      const message = await this.jsm.streams.getMessage(Streams.transactions, {
+        last_by_subj: Subjects.transactionPartition(partition),
+      });
+      return message ? { sequence: message.seq, time: message.time } : undefined;
+    } catch (error) {
+      if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.NoMessageFound) return undefined;
+      throw error;
+    }
+  }
+
+  private async catchUp(partition: number): Promise<void> {
+    const last = await this.lastStoredInPartition(partition);
+    if (last) await this.waitForTail(last.sequence);
+  }
+
+  private waitForTail(sequence: number): Promise<void> {
+    if (sequence <= this.tailedSequence) return Promise.resolve();
+    return new Promise((resolve) => this.tailWaiters.push({ sequence, resolve }));
+  }
+}

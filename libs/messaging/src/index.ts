@@ -1,0 +1,16 @@
+export { DeadLetterPublisher, type DeadLetterInput } from './dead-letters';
+export { partitionForStation } from './partitioning';
+export {
+  declareTopology,
+  defaultTopologyOptions,
+  provisionTopology,
+  type Topology,
+  type TopologyOptions,
+} from './topology';
+export {
+  PoisonMessageError,
+  startTypedConsumer,
+  type MessageCodec,
+  type RunningConsumer,
+  type TypedConsumerOptions,
+} from './typed-consumer';
