@@ -1,4 +1,4 @@
-export { DuplicateIndex, duplicateKey } from './duplicate-index';
+export { DuplicateIndex } from './duplicate-index';
 export { StationCredentials, type StationPrincipal } from './station-credentials';
 export {
   TransactionIngest,
@@ -13,5 +13,5 @@ export {
   type TransactionLogObserver,
   type TransactionLogOptions,
 } from './transaction-log';
-export { fieldLimits, isoCurrencies, validateTransaction, type Rejection, type ValidationPolicy } from './validation';
+export { fieldLimits, isoCurrencies, rejectionReasonCode, validateTransaction, type Rejection, type ValidationPolicy } from './validation';
 export { createIngestService, type IngestApiLimits } from './ingest-grpc';

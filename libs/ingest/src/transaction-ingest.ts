@@ -1,14 +1,13 @@
 import {
   IngestedTransaction,
   RejectionCode,
-  rejectionCodeToJSON,
   TollTransaction,
   TransactionStatus,
   type TransactionResult,
 } from '@tollstream/contracts';
 import type { AppendOutcome } from './transaction-log';
 import type { StationPrincipal } from './station-credentials';
-import { validateTransaction, type Rejection, type ValidationPolicy } from './validation';
+import { rejectionReasonCode, validateTransaction, type Rejection, type ValidationPolicy } from './validation';
 
 /** Where accepted records go: the partitioned transaction stream. */
 export interface TransactionAppender {
@@ -70,7 +69,7 @@ export class TransactionIngest {
           reason: rejection.reason,
         };
         rejections.push(this.options.rejectedSink.deadLetter({ transaction, rejection, principal }));
-        this.options.observer?.recorded?.(TransactionStatus.TRANSACTION_STATUS_REJECTED, rejectionCodeToJSON(rejection.code));
+        this.options.observer?.recorded?.(TransactionStatus.TRANSACTION_STATUS_REJECTED, rejectionReasonCode(rejection.code));
         return;
       }
       const partition = this.options.partitionOf(transaction.stationId);

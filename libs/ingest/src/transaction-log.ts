@@ -15,7 +15,7 @@ import {
   Subjects,
   TransactionBatch,
 } from '@tollstream/contracts';
-import { DuplicateIndex, duplicateKey } from './duplicate-index';
+import { DuplicateIndex } from './duplicate-index';
 
 export type AppendOutcome = 'accepted' | 'duplicate' | 'unavailable';
 
@@ -39,7 +39,8 @@ export interface TransactionLogObserver {
 
 interface PendingAppend {
   record: IngestedTransaction;
-  key: string;
+  stationId: string;
+  transactionId: string;
   occurredAtMs: number;
   resolve(outcome: AppendOutcome): void;
 }
@@ -48,6 +49,18 @@ const isWrongLastSequence = (error: unknown): boolean =>
   error instanceof JetStreamApiError &&
   (error.code === JetStreamApiCodes.StreamWrongLastSequence ||
     error.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
+
+/**
+ * Upper bound of a record's encoded size without encoding it twice: validated strings are ASCII
+ * (one byte per character), each field costs at most 2 bytes of tag and 2 of length, numbers and
+ * timestamps at most 40 bytes together.
+ */
+function encodedSizeBound(record: IngestedTransaction): number {
+  const t = record.transaction;
+  if (!t) return 64;
+  const text = t.transactionId.length + t.stationId.length + t.laneId.length + t.tagId.length + t.plate.length + t.accountId.length + t.currency.length;
+  return text + 7 * 4 + 40 + 40;
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -135,7 +148,8 @@ export class TransactionLog {
             if (!transaction?.occurredAt) throw new Error('append needs validated records');
             this.queues[partition].push({
               record,
-              key: duplicateKey(transaction.stationId, transaction.transactionId),
+              stationId: transaction.stationId,
+              transactionId: transaction.transactionId,
               occurredAtMs: transaction.occurredAt.getTime(),
               resolve,
             });
@@ -179,19 +193,20 @@ export class TransactionLog {
   private takeAppendable(partition: number): PendingAppend[] {
     const queue = this.queues[partition];
     const taken: PendingAppend[] = [];
-    const inThisAppend = new Set<string>();
+    // Within one append, repeats are found by station and id (same transaction sent twice at once).
+    const inThisAppend = new DuplicateIndex();
     let bytes = 0;
     while (queue.length > 0 && taken.length < this.options.maxRecordsPerAppend) {
       const next = queue[0];
-      if (this.index.has(next.key) || inThisAppend.has(next.key)) {
+      if (this.index.has(next.stationId, next.transactionId) || inThisAppend.has(next.stationId, next.transactionId)) {
         queue.shift();
         next.resolve('duplicate');
         continue;
       }
-      const size = IngestedTransaction.encode(next.record).finish().length + 8;
+      const size = encodedSizeBound(next.record);
       if (taken.length > 0 && bytes + size > this.options.maxBytesPerAppend) break;
       bytes += size;
-      inThisAppend.add(next.key);
+      inThisAppend.add(next.stationId, next.transactionId, '', 0);
       taken.push(queue.shift() as PendingAppend);
     }
     return taken;
@@ -230,7 +245,7 @@ export class TransactionLog {
             this.ownBatches.delete(batchId);
             // Someone else appended: drop what they stored meanwhile, append the rest anew.
             pending = pending.filter((item) => {
-              if (!this.index.has(item.key)) return true;
+              if (!this.index.has(item.stationId, item.transactionId)) return true;
               item.resolve('duplicate');
               return false;
             });
@@ -259,7 +274,7 @@ export class TransactionLog {
   private landed(partition: number, items: PendingAppend[], batchId: string, sequence: number): void {
     this.lastSequence[partition] = Math.max(this.lastSequence[partition], sequence);
     for (const item of items) {
-      this.index.add(item.key, batchId, item.occurredAtMs);
+      this.index.add(item.stationId, item.transactionId, batchId, item.occurredAtMs);
       item.resolve('accepted');
     }
     // The tail may see it later; once seen or acked, it no longer needs tracking twice.
@@ -296,11 +311,7 @@ export class TransactionLog {
     for (const ingested of batch.transactions) {
       const transaction = ingested.transaction;
       if (!transaction?.occurredAt) continue;
-      this.index.add(
-        duplicateKey(transaction.stationId, transaction.transactionId),
-        batch.batchId,
-        transaction.occurredAt.getTime(),
-      );
+      this.index.add(transaction.stationId, transaction.transactionId, batch.batchId, transaction.occurredAt.getTime());
     }
   }
 

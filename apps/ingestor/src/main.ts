@@ -1,0 +1,187 @@
+import { connect, credsAuthenticator } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { readFileSync } from 'node:fs';
+import { fileDescriptorSetBase64, IngestServiceService, TollTransaction, TransactionStatus } from '@tollstream/contracts';
+import {
+  createIngestService,
+  isoCurrencies,
+  rejectionReasonCode,
+  StationCredentials,
+  TransactionIngest,
+  TransactionLog,
+} from '@tollstream/ingest';
+import { DeadLetterPublisher, declareTopology, partitionForStation, provisionTopology } from '@tollstream/messaging';
+import {
+  Counter,
+  createLogger,
+  createMetricsRegistry,
+  Gauge,
+  Histogram,
+  loadConfig,
+  runService,
+  startGrpcServer,
+  startOpsHttpServer,
+} from '@tollstream/service-kit';
+import { ingestorConfigSchema } from './config';
+
+const logger = createLogger({ service: 'ingestor', level: process.env['LOG_LEVEL'] });
+
+void runService({
+  name: 'ingestor',
+  logger,
+  shutdownGraceMs: Number(process.env['SHUTDOWN_GRACE_MS'] ?? 20_000),
+  start: async () => {
+    const config = loadConfig(ingestorConfigSchema);
+    const credentials = StationCredentials.fromFile(config.INGEST_STATION_CREDENTIALS_FILE);
+    const registry = createMetricsRegistry('ingestor');
+    const records = new Counter({
+      name: 'tollstream_ingest_records_total',
+      help: 'Records received from stations, by outcome (accepted, duplicate, rejected) and rejection reason.',
+      labelNames: ['outcome', 'reason'],
+      registers: [registry],
+    });
+    const appendSeconds = new Histogram({
+      name: 'tollstream_ingest_append_duration_seconds',
+      help: 'Time for the transaction stream to confirm one append (publish latency).',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    });
+    const appendRecords = new Histogram({
+      name: 'tollstream_ingest_append_records',
+      help: 'Records per append to the transaction stream (group-commit size).',
+      buckets: [1, 10, 50, 100, 250, 500, 1000, 2500],
+      registers: [registry],
+    });
+    const appendConflicts = new Counter({
+      name: 'tollstream_ingest_append_conflicts_total',
+      help: 'Appends refused because another ingestor appended to the partition first.',
+      registers: [registry],
+    });
+    const appendRetries = new Counter({
+      name: 'tollstream_ingest_append_retries_total',
+      help: 'Appends retried because the broker did not answer.',
+      registers: [registry],
+    });
+    const deadLetters = new Counter({
+      name: 'tollstream_dead_letters_total',
+      help: 'Records sent to the dead-letter stream, by reason.',
+      labelNames: ['reason'],
+      registers: [registry],
+    });
+
+    const nc = await connect({
+      servers: config.NATS_URL.split(','),
+      name: 'ingestor',
+      maxReconnectAttempts: -1,
+      authenticator: config.NATS_CREDS_FILE ? credsAuthenticator(readFileSync(config.NATS_CREDS_FILE)) : undefined,
+    });
+    const jsm = await jetstreamManager(nc);
+    const topology = declareTopology({
+      transactionPartitions: config.TOLL_TX_PARTITIONS,
+      replicas: config.NATS_STREAM_REPLICAS,
+      transactionRetentionMs: config.TOLL_TX_RETENTION_MS,
+    });
+    if (config.PROVISION_TOPOLOGY) await provisionTopology(jsm, topology);
+    const js = jetstream(nc);
+
+    const log = new TransactionLog(
+      js,
+      jsm,
+      {
+        partitions: config.TOLL_TX_PARTITIONS,
+        acceptanceHorizonMs: config.INGEST_ACCEPTANCE_HORIZON_MS,
+        maxClockSkewMs: config.INGEST_MAX_CLOCK_SKEW_MS,
+        maxRecordsPerAppend: 2_000,
+        maxBytesPerAppend: topology.options.maxMessageBytes - 64 * 1024,
+        appendDeadlineMs: config.INGEST_APPEND_DEADLINE_MS,
+      },
+      {
+        appended: (_partition, count, latencyMs) => {
+          appendSeconds.observe(latencyMs / 1000);
+          appendRecords.observe(count);
+        },
+        conflict: () => appendConflicts.inc(),
+        retried: (partition, error) => {
+          appendRetries.inc();
+          logger.warn({ partition, err: error }, 'append retried');
+        },
+      },
+    );
+    new Gauge({
+      name: 'tollstream_ingest_duplicate_index_keys',
+      help: 'Transactions remembered for duplicate detection (within the acceptance horizon).',
+      registers: [registry],
+      collect() {
+        this.set(log.duplicateIndexSize);
+      },
+    });
+    await log.start();
+
+    const deadLetterPublisher = new DeadLetterPublisher(js, 'ingestor', (reason) => deadLetters.inc({ reason }));
+    const ingest = new TransactionIngest({
+      policy: {
+        maxAmountMinor: config.INGEST_MAX_AMOUNT_MINOR,
+        maxClockSkewMs: config.INGEST_MAX_CLOCK_SKEW_MS,
+        acceptanceHorizonMs: config.INGEST_ACCEPTANCE_HORIZON_MS,
+        currencies: isoCurrencies,
+      },
+      partitionOf: (stationId) => partitionForStation(stationId, config.TOLL_TX_PARTITIONS),
+      appender: log,
+      rejectedSink: {
+        deadLetter: async ({ transaction, rejection }) => {
+          await deadLetterPublisher.publish({
+            reasonCode: rejectionReasonCode(rejection.code),
+            reason: rejection.reason,
+            original: TollTransaction.encode(transaction).finish(),
+            stationId: transaction.stationId.slice(0, 64),
+          });
+        },
+      },
+      observer: {
+        recorded: (status, reason) =>
+          records.inc({ outcome: TransactionStatus[status].replace('TRANSACTION_STATUS_', '').toLowerCase(), reason: reason ?? '' }),
+      },
+    });
+
+    let ready = false;
+    const ops = await startOpsHttpServer({ port: config.INGEST_HTTP_PORT, registry, isReady: () => ready && !nc.isClosed(), logger });
+    const grpcServer = await startGrpcServer({
+      host: config.INGEST_GRPC_HOST,
+      port: config.INGEST_GRPC_PORT,
+      logger,
+      fileDescriptorSetBase64,
+      maxReceiveMessageBytes: config.INGEST_MAX_REQUEST_BYTES,
+      services: [
+        {
+          name: 'tolls.ingest.v1.IngestService',
+          definition: IngestServiceService,
+          implementation: createIngestService(
+            ingest,
+            credentials,
+            {
+              maxRecordsPerBatch: config.INGEST_MAX_RECORDS_PER_BATCH,
+              maxBatchesInFlightPerStream: config.INGEST_MAX_BATCHES_IN_FLIGHT_PER_STREAM,
+            },
+            logger,
+          ),
+        },
+      ],
+    });
+    ready = true;
+    logger.info(
+      { grpcPort: grpcServer.port, httpPort: ops.port, partitions: config.TOLL_TX_PARTITIONS, duplicateIndexKeys: log.duplicateIndexSize },
+      'ingestor ready',
+    );
+
+    return {
+      stop: async () => {
+        ready = false;
+        // Stop taking calls, let in-flight batches be stored and answered, then close the broker.
+        await grpcServer.shutdown(Math.max(1_000, config.SHUTDOWN_GRACE_MS - 2_000));
+        await log.stop();
+        await nc.drain();
+        await ops.close();
+      },
+    };
+  },
+});

@@ -1,0 +1,101 @@
+import { AckPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { DeadLetter, Streams, Subjects, TollTransaction, VehicleClass } from '@tollstream/contracts';
+import { startNats, waitFor, type NatsHandle } from '@tollstream/testing';
+import { DeadLetterPublisher } from './dead-letters';
+import { declareTopology, provisionTopology } from './topology';
+import { PoisonMessageError, startTypedConsumer } from './typed-consumer';
+
+describe('messaging against nats-server', () => {
+  let nats: NatsHandle;
+  let nc: NatsConnection;
+  let jsm: JetStreamManager;
+  let js: JetStreamClient;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    nc = await connect({ servers: nats.url });
+    jsm = await jetstreamManager(nc);
+    js = jetstream(nc);
+    await provisionTopology(jsm, declareTopology({ transactionPartitions: 4 }));
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await nats?.stop();
+  });
+
+  it('provisions the declared streams idempotently and brings changed ones to the declaration', async () => {
+    const topology = declareTopology({ transactionPartitions: 4, duplicateWindowMs: 60_000 });
+    await Promise.all([provisionTopology(jsm, topology), provisionTopology(jsm, topology)]);
+    await provisionTopology(jsm, topology);
+    const info = await jsm.streams.info(Streams.transactions);
+    expect(info.config.subjects).toEqual([Subjects.transactionsAll]);
+    expect(info.config.duplicate_window).toBe(60_000 * 1_000_000);
+
+    await provisionTopology(jsm, declareTopology({ transactionPartitions: 4, duplicateWindowMs: 120_000 }));
+    expect((await jsm.streams.info(Streams.transactions)).config.duplicate_window).toBe(120_000 * 1_000_000);
+    expect((await jsm.streams.info(Streams.deadLetters)).config.subjects).toEqual([Subjects.deadLettersAll]);
+  });
+
+  it('rejects a topology without partitions', () => {
+    expect(() => declareTopology({ transactionPartitions: 0 })).toThrow(/transactionPartitions/);
+  });
+
+  it('dead-letters with the reason and original bytes, once per identical letter', async () => {
+    const counted: string[] = [];
+    const publisher = new DeadLetterPublisher(js, 'spec', (reason) => counted.push(reason));
+    const original = new Uint8Array([1, 2, 3]);
+    const first = await publisher.publish({ reasonCode: 'BROKEN', reason: 'it is broken', original, stationId: 'st-1' });
+    const again = await publisher.publish({ reasonCode: 'BROKEN', reason: 'it is broken', original, stationId: 'st-1' });
+    expect(again.duplicate).toBe(true);
+    expect(again.seq).toBe(first.seq);
+    const stored = await jsm.streams.getMessage(Streams.deadLetters, { seq: first.seq });
+    const letter = DeadLetter.decode(stored?.data ?? new Uint8Array());
+    expect(stored?.subject).toBe('tolls.dlq.spec');
+    expect(letter).toMatchObject({ source: 'spec', reasonCode: 'BROKEN', reason: 'it is broken', stationId: 'st-1' });
+    expect([...letter.original]).toEqual([1, 2, 3]);
+    expect(counted).toEqual(['BROKEN', 'BROKEN']);
+  });
+
+  it('consumes typed messages: handles good ones, dead-letters undecodable and poison ones, redelivers on failure', async () => {
+    await jsm.streams.add({ name: 'SPEC_IN', subjects: ['spec.in'] });
+    await jsm.consumers.add('SPEC_IN', { durable_name: 'reader', ack_policy: AckPolicy.Explicit, ack_wait: 5_000_000_000 });
+    const record = (id: string): Uint8Array =>
+      TollTransaction.encode({
+        transactionId: id, stationId: 'st-1', laneId: 'L1', tagId: 'T', plate: '', accountId: '',
+        vehicleClass: VehicleClass.VEHICLE_CLASS_CAR, amountMinor: 1, currency: 'USD', occurredAt: new Date(0),
+      }).finish();
+    await js.publish('spec.in', record('good'));
+    await js.publish('spec.in', new Uint8Array([0xff, 0xff, 0xff])); // not protobuf
+    await js.publish('spec.in', record('poison'));
+    await js.publish('spec.in', record('flaky'));
+
+    const handled: string[] = [];
+    let flakyFailures = 0;
+    const running = await startTypedConsumer({
+      consumer: await js.consumers.get('SPEC_IN', 'reader'),
+      codec: TollTransaction,
+      deadLetters: new DeadLetterPublisher(js, 'spec-consumer'),
+      handle: async (transaction) => {
+        if (transaction.transactionId === 'poison') throw new PoisonMessageError('NEGATIVE_TOLL', 'cannot bill this');
+        if (transaction.transactionId === 'flaky' && flakyFailures++ === 0) throw new Error('database hiccup');
+        handled.push(transaction.transactionId);
+      },
+    });
+    await waitFor(() => handled.includes('flaky'), { timeoutMs: 10_000, description: 'flaky message redelivered' });
+    await running.stop();
+
+    expect(handled).toEqual(['good', 'flaky']);
+    const letters: DeadLetter[] = [];
+    const info = await jsm.streams.info(Streams.deadLetters);
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+      const message = await jsm.streams.getMessage(Streams.deadLetters, { seq });
+      if (message?.subject === 'tolls.dlq.spec-consumer') letters.push(DeadLetter.decode(message.data));
+    }
+    expect(letters.map((l) => [l.reasonCode, l.originalSubject])).toEqual([
+      ['UNDECODABLE', 'spec.in'],
+      ['NEGATIVE_TOLL', 'spec.in'],
+    ]);
+    expect((await jsm.consumers.info('SPEC_IN', 'reader')).num_ack_pending).toBe(0);
+  });
+});

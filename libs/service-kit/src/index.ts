@@ -1,0 +1,11 @@
+export { booleanFromEnv, ConfigError, durationMsSchema, loadConfig, portSchema } from './config';
+export { createLogger } from './logger';
+export type { Logger, LoggerOptions } from './logger';
+export { Counter, createMetricsRegistry, Gauge, Histogram, Registry } from './metrics';
+export { startOpsHttpServer } from './ops-http-server';
+export type { OpsHttpServer, OpsHttpServerOptions } from './ops-http-server';
+export { startGrpcServer } from './grpc-server';
+export type { GrpcServerHandle, GrpcServerOptions, GrpcServiceRegistration } from './grpc-server';
+export { runService } from './lifecycle';
+export type { RunningService, RunServiceOptions } from './lifecycle';
+export { bearerTokenFrom, constantTimeEquals } from './grpc-auth';

@@ -1,0 +1,97 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import type { Logger } from './logger';
+
+export interface OpsHttpServerOptions {
+  host?: string;
+  /** 0 picks a free port; the bound one is in the result. */
+  port: number;
+  registry: Registry;
+  isReady: () => boolean | Promise<boolean>;
+  logger: Logger;
+}
+
+export interface OpsHttpServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Serves /metrics, /healthz (liveness) and /readyz (readiness) for Prometheus and Kubernetes probes. */
+export async function startOpsHttpServer(options: OpsHttpServerOptions): Promise<OpsHttpServer> {
+  const { registry, isReady, logger } = options;
+
+  const server = createServer((request, response) => {
+    handle(request, response).catch((error: unknown) => {
+      logger.error({ err: error, path: request.url }, 'ops endpoint failed');
+      if (!response.headersSent) sendJson(response, 500, { status: 'error' });
+      else response.destroy();
+    });
+  });
+
+  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      sendJson(response, 405, { status: 'method not allowed' }, { allow: 'GET, HEAD' });
+      return;
+    }
+    switch (path) {
+      case '/metrics': {
+        const body = await registry.metrics();
+        response.writeHead(200, { 'content-type': registry.contentType });
+        response.end(request.method === 'HEAD' ? undefined : body);
+        return;
+      }
+      case '/healthz':
+        // Answering at all means the event loop is alive; that is all liveness should check.
+        sendJson(response, 200, { status: 'ok' });
+        return;
+      case '/readyz': {
+        let ready = false;
+        try {
+          ready = await isReady();
+        } catch (error) {
+          logger.warn({ err: error }, 'readiness check failed');
+        }
+        sendJson(response, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' });
+        return;
+      }
+      default:
+        sendJson(response, 404, { status: 'not found' });
+    }
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    // Without a host node listens on every interface (IPv6 and IPv4 where available).
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (error) => logger.error({ err: error }, 'ops http server error'));
+
+  const port = (server.address() as AddressInfo).port;
+  logger.info({ port }, 'ops http server listening');
+
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()));
+        // Prometheus keeps connections alive; without this close() would wait for them to time out.
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function sendJson(response: ServerResponse, statusCode: number, body: object, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  response.writeHead(statusCode, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  response.end(text);
+}

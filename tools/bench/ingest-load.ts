@@ -1,0 +1,98 @@
+import * as grpc from '@grpc/grpc-js';
+import {
+  IngestServiceClient,
+  TransactionStatus,
+  VehicleClass,
+  type SubmitTransactionsResponse,
+  type TollTransaction,
+} from '@tollstream/contracts';
+import { percentile } from './stats';
+
+export interface IngestLoadOptions {
+  address: string;
+  token: string;
+  stationIds: string[];
+  durationSeconds: number;
+  batchSize: number;
+  concurrentBatches: number;
+  /** gRPC channels (HTTP/2 connections) to spread the batches over. */
+  channels: number;
+}
+
+export interface IngestLoadFigures {
+  acceptedPerSecond: number;
+  accepted: number;
+  notAccepted: number;
+  batches: number;
+  batchLatencyMs: { p50: number; p99: number; max: number };
+}
+
+/** Sends unique, valid transactions as fast as the ingestor acknowledges them, for a fixed time. */
+export async function runIngestLoad(options: IngestLoadOptions): Promise<IngestLoadFigures> {
+  const clients = Array.from(
+    { length: options.channels },
+    (_, i) =>
+      new IngestServiceClient(options.address, grpc.credentials.createInsecure(), {
+        'grpc.max_send_message_length': 16 * 1024 * 1024,
+        'grpc.channel_id': i, // distinct option => distinct connection
+      } as grpc.ChannelOptions),
+  );
+  const metadata = new grpc.Metadata();
+  metadata.set('authorization', `Bearer ${options.token}`);
+  const latencies: number[] = [];
+  let accepted = 0;
+  let notAccepted = 0;
+  let next = 0;
+  const runId = Date.now().toString(36);
+  const deadline = performance.now() + options.durationSeconds * 1000;
+  const started = performance.now();
+
+  const makeBatch = (): TollTransaction[] =>
+    Array.from({ length: options.batchSize }, () => {
+      const n = next++;
+      return {
+        transactionId: `${runId}-${n}`,
+        stationId: options.stationIds[n % options.stationIds.length],
+        laneId: `L${n % 6}`,
+        tagId: `TAG-${n % 100_000}`,
+        plate: '',
+        accountId: `acct-${n % 50_000}`,
+        vehicleClass: VehicleClass.VEHICLE_CLASS_CAR,
+        amountMinor: 150 + (n % 500),
+        currency: 'USD',
+        occurredAt: new Date(),
+      };
+    });
+
+  const worker = async (index: number) => {
+    const client = clients[index % clients.length];
+    while (performance.now() < deadline) {
+      const batch = makeBatch();
+      const sent = performance.now();
+      const response = await new Promise<SubmitTransactionsResponse>((resolve, reject) =>
+        client.submitTransactions({ transactions: batch }, metadata, { deadline: Date.now() + 30_000 }, (error: grpc.ServiceError | null, value: SubmitTransactionsResponse) =>
+          error ? reject(error) : resolve(value),
+        ),
+      );
+      latencies.push(performance.now() - sent);
+      for (const result of response.results) {
+        if (result.status === TransactionStatus.TRANSACTION_STATUS_ACCEPTED) accepted++;
+        else notAccepted++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: options.concurrentBatches }, (_, i) => worker(i)));
+  const seconds = (performance.now() - started) / 1000;
+  for (const client of clients) client.close();
+  return {
+    acceptedPerSecond: Math.round(accepted / seconds),
+    accepted,
+    notAccepted,
+    batches: latencies.length,
+    batchLatencyMs: {
+      p50: Math.round(percentile(latencies, 50) * 10) / 10,
+      p99: Math.round(percentile(latencies, 99) * 10) / 10,
+      max: Math.round(Math.max(...latencies) * 10) / 10,
+    },
+  };
+}
