@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 /** Percentile of an unsorted sample (nearest rank). */
 export function percentile(values: number[], p: number): number {
   if (values.length === 0) return Number.NaN;
@@ -9,8 +11,7 @@ export function percentile(values: number[], p: number): number {
 /** Peak resident set size of a process (VmHWM), in MiB; undefined when /proc is not readable. */
 export function peakRssMiB(pid: number): number | undefined {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const status: string = require('node:fs').readFileSync(`/proc/${pid}/status`, 'utf8');
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const match = /VmHWM:\s+(\d+) kB/.exec(status);
     return match ? Number(match[1]) / 1024 : undefined;
   } catch {
@@ -21,8 +22,7 @@ export function peakRssMiB(pid: number): number | undefined {
 /** CPU seconds (user + system) a process has used so far. */
 export function cpuSeconds(pid: number): number | undefined {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const stat: string = require('node:fs').readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
