@@ -97,6 +97,9 @@ describe('ingestor killed with SIGKILL while stations send', () => {
     }
     await sender;
     client.close();
+    // A graceful stop (SIGTERM) after the run exits 0.
+    expect(await ingestor.stop()).toBe(0);
+    ingestor = undefined;
 
     const nc = await connect({ servers: nats.url });
     const jsm = await jetstreamManager(nc);

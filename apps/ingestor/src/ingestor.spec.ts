@@ -176,6 +176,15 @@ describe('ingestor service (real nats-server, ingestor as a separate process)', 
     ]);
   });
 
+  it('refuses to start with invalid configuration, naming each bad variable', async () => {
+    const failure = startIngestor({
+      natsUrl: nats.url,
+      credentialsFile,
+      env: { INGEST_MAX_AMOUNT_MINOR: '-5', INGEST_MAX_CLOCK_SKEW_MS: 'soon' },
+    });
+    await expect(failure).rejects.toThrow(/INGEST_MAX_AMOUNT_MINOR.*INGEST_MAX_CLOCK_SKEW_MS|INGEST_MAX_CLOCK_SKEW_MS.*INGEST_MAX_AMOUNT_MINOR/s);
+  });
+
   it('exposes Prometheus metrics with outcomes and append latency', async () => {
     const body = await (await fetch(`http://127.0.0.1:${ingestor.httpPort}/metrics`)).text();
     expect(body).toMatch(/tollstream_ingest_records_total\{outcome="accepted",reason=""[^}]*\} [1-9]/);

@@ -118,6 +118,7 @@ export class TransactionLog {
       if (last.time >= startTime) catchUpTo = Math.max(catchUpTo, last.sequence);
     }
     const consumer = await this.js.consumers.get(Streams.transactions, {
+      name_prefix: `ingestor-duplicate-index-${randomUUID().slice(0, 8)}`,
       filter_subjects: Subjects.transactionsAll,
       deliver_policy: DeliverPolicy.StartTime,
       opt_start_time: startTime.toISOString(),

@@ -14,3 +14,4 @@ export {
   type RunningConsumer,
   type TypedConsumerOptions,
 } from './typed-consumer';
+export { inspectStreams, type StreamStatus } from './inspect';

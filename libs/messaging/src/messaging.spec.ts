@@ -3,6 +3,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { DeadLetter, Streams, Subjects, TollTransaction, VehicleClass } from '@tollstream/contracts';
 import { startNats, waitFor, type NatsHandle } from '@tollstream/testing';
 import { DeadLetterPublisher } from './dead-letters';
+import { inspectStreams } from './inspect';
 import { declareTopology, provisionTopology } from './topology';
 import { PoisonMessageError, startTypedConsumer } from './typed-consumer';
 
@@ -97,5 +98,17 @@ describe('messaging against nats-server', () => {
       ['NEGATIVE_TOLL', 'spec.in'],
     ]);
     expect((await jsm.consumers.info('SPEC_IN', 'reader')).num_ack_pending).toBe(0);
+  });
+
+  it('inspects streams: sizes, per-subject counts, consumer lag, and says when a stream does not exist', async () => {
+    await jsm.streams.add({ name: 'SPEC_LAG', subjects: ['spec.lag.*'] });
+    await jsm.consumers.add('SPEC_LAG', { durable_name: 'slow', ack_policy: AckPolicy.Explicit });
+    await js.publish('spec.lag.a', new Uint8Array([1]));
+    await js.publish('spec.lag.a', new Uint8Array([2]));
+    await js.publish('spec.lag.b', new Uint8Array([3]));
+    const [lag, missing] = await inspectStreams(jsm, ['SPEC_LAG', 'NO_SUCH_STREAM']);
+    expect(lag).toMatchObject({ stream: 'SPEC_LAG', exists: true, messages: 3, subjects: { 'spec.lag.a': 2, 'spec.lag.b': 1 } });
+    expect(lag.consumers).toEqual([{ name: 'slow', pending: 3, ackPending: 0, redelivered: 0 }]);
+    expect(missing).toMatchObject({ stream: 'NO_SUCH_STREAM', exists: false });
   });
 });

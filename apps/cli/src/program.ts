@@ -1,0 +1,314 @@
+import {
+  CheckpointError,
+  defaultCheckpointPath,
+  InputFileError,
+  inputFormats,
+  SendError,
+  sendFile,
+  type InputFormat,
+  type SendSummary,
+} from '@tollstream/station-sender';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { barReporter, plainReporter, silentReporter, type ProgressReporter } from './progress-reporter';
+import { writeSampleFile } from './sample-data';
+import { runStatus, type StatusCommandOptions } from './status';
+import { ExitCode, exitCodeFor, formatSummary } from './send-report';
+
+/** What the command line touches of the process; tests pass their own. */
+export interface CliIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  env: NodeJS.ProcessEnv;
+  /** Draw a progress bar (stderr is a terminal). */
+  stderrIsTTY: boolean;
+  /** Subscribe to SIGINT/SIGTERM to stop gracefully (the real process only). */
+  handleSignals: boolean;
+}
+
+interface SendCommandOptions {
+  ingestAddress: string;
+  tokenFile?: string;
+  format?: InputFormat;
+  batchSize: number;
+  inFlight: number;
+  deadlineMs: number;
+  maxAttempts: number;
+  checkpoint?: string;
+  restart?: boolean;
+  progress: boolean;
+  json?: boolean;
+  maxReported: number;
+  progressInterval: number;
+}
+
+interface SampleCommandOptions {
+  count: number;
+  stations: string[];
+  seed: string;
+  withFaults?: boolean;
+  now?: Date;
+}
+
+const integerOption =
+  (min: number, max: number) =>
+  (value: string): number => {
+    if (!/^\d+$/.test(value.trim())) throw new InvalidArgumentError(`expected an integer, got "${value}"`);
+    const parsed = Number(value);
+    if (parsed < min || parsed > max) throw new InvalidArgumentError(`expected ${min} to ${max}, got ${parsed}`);
+    return parsed;
+  };
+
+const stationList = (value: string): string[] => {
+  const stations = value
+    .split(',')
+    .map((station) => station.trim())
+    .filter((station) => station.length > 0);
+  if (stations.length === 0) throw new InvalidArgumentError('expected a comma-separated list such as st-001,st-002');
+  if (stations.some((station) => !/^[A-Za-z0-9._:-]{1,64}$/.test(station))) {
+    throw new InvalidArgumentError('station ids may contain only letters, digits and . _ : - (64 at most)');
+  }
+  return stations;
+};
+
+const instantOption = (value: string): Date => {
+  const parsed = new Date(value);
+  if (Number.isNaN(parsed.getTime()) || !/(Z|[+-]\d{2}:?\d{2})$/i.test(value)) {
+    throw new InvalidArgumentError('expected an ISO 8601 instant with offset, e.g. 2024-05-01T09:00:00Z');
+  }
+  return parsed;
+};
+
+class FatalCliError extends Error {}
+
+async function resolveToken(options: SendCommandOptions, env: NodeJS.ProcessEnv): Promise<string> {
+  let token: string;
+  let source: string;
+  if (options.tokenFile) {
+    source = `token file ${options.tokenFile}`;
+    try {
+      token = (await readFile(options.tokenFile, 'utf8')).trim();
+    } catch (error) {
+      throw new FatalCliError(`cannot read the ${source}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+  } else if (env.STATION_TOKEN !== undefined) {
+    source = 'STATION_TOKEN';
+    token = env.STATION_TOKEN.trim();
+  } else {
+    throw new FatalCliError('a station token is required: pass --token-file, or set STATION_TOKEN_FILE or STATION_TOKEN');
+  }
+  if (token.length === 0) throw new FatalCliError(`the ${source} is empty`);
+  if (!/^[\x21-\x7e]+$/.test(token)) throw new FatalCliError(`the ${source} holds spaces or non-printable characters`);
+  return token;
+}
+
+async function runSend(file: string, options: SendCommandOptions, io: CliIo): Promise<number> {
+  const write = (text: string) => io.stderr.write(text);
+  const token = await resolveToken(options, io.env);
+  const reporter: ProgressReporter = !options.progress
+    ? silentReporter(write)
+    : io.stderrIsTTY
+      ? barReporter(io.stderr)
+      : plainReporter(write, options.progressInterval * 1000);
+  const controller = new AbortController();
+  let firstStopAt: number | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    // One Ctrl-C can arrive twice: from the terminal to the whole process group, and relayed by a
+    // wrapper (npx, tsx). Only a second press, a moment later, means "quit now".
+    if (firstStopAt !== undefined && Date.now() - firstStopAt < 1_000) return;
+    if (firstStopAt !== undefined) {
+      write(`\n${signal} again: quitting without waiting; the checkpoint keeps what was acknowledged\n`);
+      process.exit(ExitCode.interrupted);
+    }
+    firstStopAt = Date.now();
+    reporter.note(`\n${signal}: stopping after the batches in flight (press Ctrl-C again to quit at once)`);
+    controller.abort();
+  };
+  if (io.handleSignals) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+  if (options.progress && !io.stderrIsTTY) {
+    write(
+      `sending ${file} to ${options.ingestAddress} (batches of ${options.batchSize}, ${options.inFlight} in flight, ` +
+        `checkpoint ${options.checkpoint ?? defaultCheckpointPath(file)})\n`,
+    );
+  }
+  let summary: SendSummary;
+  try {
+    summary = await sendFile({
+      inputPath: file,
+      format: options.format,
+      ingestAddress: options.ingestAddress,
+      token,
+      batchSize: options.batchSize,
+      inFlight: options.inFlight,
+      callDeadlineMs: options.deadlineMs,
+      retry: { maxAttempts: options.maxAttempts },
+      checkpointPath: options.checkpoint,
+      restart: options.restart === true,
+      maxReported: options.maxReported,
+      signal: controller.signal,
+      onProgress: (progress) => reporter.update(progress),
+      onRetry: (notice) => reporter.retry(notice),
+    });
+  } catch (error) {
+    reporter.stop();
+    if (error instanceof SendError && error.summary) {
+      const { accepted, duplicate, rejected, unparseable } = error.summary;
+      // In text mode the counts are only worth showing when something happened before the failure.
+      if (options.json || accepted + duplicate + rejected + unparseable > 0) printSummary(error.summary, options, io, error);
+      write(`error: ${error.message}\n`);
+      return ExitCode.fatal;
+    }
+    throw error;
+  } finally {
+    if (io.handleSignals) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  }
+  reporter.stop();
+  printSummary(summary, options, io);
+  return exitCodeFor(summary);
+}
+
+function printSummary(summary: SendSummary, options: SendCommandOptions, io: CliIo, error?: SendError): void {
+  if (options.json) {
+    const failure = error ? { error: { message: error.message, grpcCode: error.grpcCode ?? null } } : {};
+    io.stdout.write(`${JSON.stringify({ ...summary, ...failure, exitCode: error ? ExitCode.fatal : exitCodeFor(summary) }, null, 2)}\n`);
+  } else {
+    io.stdout.write(formatSummary(summary));
+  }
+}
+
+async function runSample(outFile: string, options: SampleCommandOptions, io: CliIo): Promise<number> {
+  const stats = await writeSampleFile(outFile, {
+    count: options.count,
+    stationIds: options.stations,
+    seed: options.seed,
+    now: options.now ?? new Date(),
+    withFaults: options.withFaults === true,
+  });
+  const faults = options.withFaults
+    ? ` (${stats.unparseable} unparseable, ${stats.duplicate} resent duplicates, ` +
+      `${stats['rejected-by-ingestor']} the ingestor rejects)`
+    : '';
+  io.stdout.write(`wrote ${options.count} lines to ${outFile}${faults}\n`);
+  return ExitCode.ok;
+}
+
+export function createProgram(io: CliIo, setExitCode: (code: number) => void): Command {
+  const program = new Command('tollstream')
+    .description('Operator command line of the tollstream toll-transaction platform.')
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+    })
+    .showHelpAfterError('(add --help for usage)')
+    .exitOverride();
+
+  program
+    .command('send')
+    .description(
+      'Send a file of toll transactions (NDJSON or CSV) to the ingestor, in batches, with retries ' +
+        'and a checkpoint so that a rerun resumes where an interrupted run stopped.',
+    )
+    .argument('<file>', 'transactions: .ndjson/.jsonl (one JSON object per line) or .csv (header row)')
+    .addOption(
+      new Option('--ingest-address <host:port>', 'ingestor gRPC address (env INGEST_ADDRESS)').default(
+        io.env.INGEST_ADDRESS || '127.0.0.1:50051',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--token-file <path>',
+        'file holding the station bearer token (env STATION_TOKEN_FILE; else env STATION_TOKEN)',
+      ).default(io.env.STATION_TOKEN_FILE || undefined),
+    )
+    .addOption(new Option('--format <format>', 'input format (default: from the file extension)').choices(inputFormats))
+    .option('--batch-size <n>', 'records per SubmitTransactions call', integerOption(1, 100_000), 500)
+    .option('--in-flight <n>', 'calls in flight at once', integerOption(1, 256), 4)
+    .option('--deadline-ms <ms>', 'deadline of each call', integerOption(1, 3_600_000), 30_000)
+    .option('--max-attempts <n>', 'attempts per batch before giving up', integerOption(1, 1_000), 8)
+    .option('--checkpoint <path>', 'checkpoint file (default: <file>.checkpoint.json)')
+    .option('--restart', 'ignore the checkpoint and send the file from the first line')
+    .option('--no-progress', 'no progress bar or progress lines')
+    .option('--progress-interval <s>', 'seconds between progress lines when stderr is not a terminal', integerOption(1, 3_600), 5)
+    .option('--json', 'print the summary as JSON on stdout')
+    .option('--max-reported <n>', 'unparseable lines and rejected records listed in the summary', integerOption(0, 100_000), 20)
+    .addHelpText(
+      'after',
+      `
+Field names (snake_case, as in the proto): transaction_id, station_id, lane_id, tag_id, plate,
+account_id, vehicle_class, amount_minor, currency, occurred_at. tag_id, plate and account_id may
+be left out. vehicle_class: car, motorcycle, bus, truck_2_axle, truck_3_plus_axle, other (or
+VEHICLE_CLASS_*). amount_minor: integer minor units (cents). occurred_at: ISO 8601 with Z or an
+offset, e.g. 2024-05-01T08:30:00Z; local times without offset are refused.
+
+Lines that cannot be parsed are reported with their line number and skipped. Records the
+ingestor already stored (e.g. resent after a crash) are counted as duplicates.
+
+Exit codes: 0 every record accepted or duplicate; 2 completed, but records were rejected or
+lines unparseable; 1 fatal error (credentials, input, checkpoint, ingestor unavailable after
+retries); 130 interrupted (Ctrl-C): rerun the same command to resume.`,
+    )
+    .action(async (file: string, _options: unknown, command: Command) => {
+      setExitCode(await runSend(file, command.opts<SendCommandOptions>(), io));
+    });
+
+  program
+    .command('sample')
+    .description('Write realistic sample transactions as NDJSON (deterministic for a seed), for demos and tests.')
+    .argument('<out-file>', 'NDJSON file to write (replaced if it exists)')
+    .option('--count <n>', 'lines to write', integerOption(0, 100_000_000), 1000)
+    .option('--stations <ids>', 'comma-separated station ids', stationList, ['st-001', 'st-002', 'st-003'])
+    .option('--seed <seed>', 'seed of the generator: the same seed (and --now) gives the same file', '1')
+    .option('--with-faults', 'add a few unparseable lines, resent duplicates and a record the ingestor rejects')
+    .option('--now <instant>', 'passes happen in the hour before this instant (default: now)', instantOption)
+    .action(async (outFile: string, _options: unknown, command: Command) => {
+      setExitCode(await runSample(outFile, command.opts<SampleCommandOptions>(), io));
+    });
+
+  program
+    .command('status')
+    .description('Show the platform streams: messages and size, per-subject counts (partitions, dead letters by source), consumer lag.')
+    .addOption(new Option('--nats-url <url>', 'NATS server(s), comma-separated (env NATS_URL)').default(io.env.NATS_URL || 'nats://127.0.0.1:4222'))
+    .option('--json', 'print as JSON')
+    .action(async (_options: unknown, command: Command) => {
+      try {
+        await runStatus(command.opts<StatusCommandOptions>(), io.stdout);
+      } catch (error) {
+        throw new FatalCliError(`cannot read the streams: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    });
+
+  return program;
+}
+
+/** Runs the command line; resolves with the process exit code. Never prints the token. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  let exitCode: number = ExitCode.ok;
+  const program = createProgram(io, (code) => {
+    exitCode = code;
+  });
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end here with code 0; usage errors were already printed.
+      return error.exitCode === 0 ? ExitCode.ok : ExitCode.fatal;
+    }
+    if (error instanceof FatalCliError || error instanceof InputFileError || error instanceof CheckpointError) {
+      io.stderr.write(`error: ${error.message}\n`);
+      return ExitCode.fatal;
+    }
+    if (error instanceof SendError || error instanceof RangeError) {
+      io.stderr.write(`error: ${error.message}\n`);
+      return ExitCode.fatal;
+    }
+    io.stderr.write(`error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    return ExitCode.fatal;
+  }
+}
