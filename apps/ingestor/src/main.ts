@@ -138,8 +138,8 @@ void runService({
         },
       },
       observer: {
-        recorded: (status, reason) =>
-          records.inc({ outcome: TransactionStatus[status].replace('TRANSACTION_STATUS_', '').toLowerCase(), reason: reason ?? '' }),
+        recorded: (status, reason, count) =>
+          records.inc({ outcome: TransactionStatus[status].replace('TRANSACTION_STATUS_', '').toLowerCase(), reason }, count),
       },
     });
 

@@ -7,13 +7,12 @@ interface HourBucket {
 
 /**
  * Transactions already in the stream, by station and transaction id, for as long as a retry of
- * them can still be accepted (the acceptance horizon, by event time). Maps each transaction to the
- * id of the batch that stored it, so a writer can tell its own landed append from someone else's.
- * One map per station keyed by the station's own transaction id: no key concatenation on the hot
- * path. Memory is about 100-120 bytes per transaction: size the horizon for the traffic (docs/adr/0003).
+ * them can still be accepted (the acceptance horizon, by event time). One set per station keyed by
+ * the station's own transaction id: no key concatenation and one hash lookup per operation on the
+ * hot path. Memory is about 100 bytes per transaction: size the horizon for the traffic (docs/adr/0003).
  */
 export class DuplicateIndex {
-  private readonly byStation = new Map<string, Map<string, string>>();
+  private readonly byStation = new Map<string, Set<string>>();
   private readonly byHour = new Map<number, HourBucket>();
   private count = 0;
 
@@ -21,23 +20,20 @@ export class DuplicateIndex {
     return this.count;
   }
 
-  batchOf(stationId: string, transactionId: string): string | undefined {
-    return this.byStation.get(stationId)?.get(transactionId);
-  }
-
   has(stationId: string, transactionId: string): boolean {
     return this.byStation.get(stationId)?.has(transactionId) ?? false;
   }
 
-  /** Records that the transaction was stored by `batchId`; the first writer wins. */
-  add(stationId: string, transactionId: string, batchId: string, occurredAtMs: number): void {
+  /** Records that the transaction is stored; false if it was known already. */
+  add(stationId: string, transactionId: string, occurredAtMs: number): boolean {
     let station = this.byStation.get(stationId);
     if (!station) {
-      station = new Map();
+      station = new Set();
       this.byStation.set(stationId, station);
     }
-    if (station.has(transactionId)) return;
-    station.set(transactionId, batchId);
+    const before = station.size;
+    station.add(transactionId);
+    if (station.size === before) return false;
     this.count++;
     const hour = Math.floor(occurredAtMs / hourMs);
     let bucket = this.byHour.get(hour);
@@ -47,6 +43,7 @@ export class DuplicateIndex {
     }
     bucket.stationIds.push(stationId);
     bucket.transactionIds.push(transactionId);
+    return true;
   }
 
   /** Forgets transactions whose event hour is entirely before `cutoffMs` (they would be rejected as too old anyway). */

@@ -10,6 +10,7 @@ describe('TransactionIngest', () => {
   const principal = { name: 'north', stationIds: new Set(['st-001', 'st-002']) };
 
   function setUp(outcomeFor: (record: IngestedTransaction) => AppendOutcome) {
+    const tallies: string[] = [];
     const appended: Array<{ partition: number; ids: string[] }> = [];
     const deadLettered: string[] = [];
     const sink: RejectedRecordSink = {
@@ -27,13 +28,14 @@ describe('TransactionIngest', () => {
         },
       },
       rejectedSink: sink,
+      observer: { recorded: (status, reason, count) => tallies.push(`${TransactionStatus[status]}/${reason}=${count}`) },
       now: () => now,
     });
-    return { ingest, appended, deadLettered };
+    return { ingest, appended, deadLettered, tallies };
   }
 
   it('answers one result per record in request order, grouping valid records by partition', async () => {
-    const { ingest, appended, deadLettered } = setUp((record) =>
+    const { ingest, appended, deadLettered, tallies } = setUp((record) =>
       record.transaction?.transactionId === 'd' ? 'duplicate' : 'accepted',
     );
     const results = await ingest.submit(principal, [
@@ -59,6 +61,12 @@ describe('TransactionIngest', () => {
       ]),
     );
     expect(deadLettered.sort()).toEqual(['b:amount_minor', 'e:station_id']);
+    expect(tallies.sort()).toEqual([
+      'TRANSACTION_STATUS_ACCEPTED/=2',
+      'TRANSACTION_STATUS_DUPLICATE/=1',
+      'TRANSACTION_STATUS_REJECTED/INVALID_FIELD=1',
+      'TRANSACTION_STATUS_REJECTED/PERMISSION_DENIED=1',
+    ]);
   });
 
   it('reports records the stream could not confirm as retryable rejections', async () => {

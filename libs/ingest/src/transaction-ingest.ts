@@ -20,7 +20,8 @@ export interface RejectedRecordSink {
 }
 
 export interface IngestObserver {
-  recorded?(status: TransactionStatus, reason?: string): void;
+  /** Outcomes of one call, tallied: `count` records ended with `status` (and rejection `reason`, else ''). */
+  recorded?(status: TransactionStatus, reason: string, count: number): void;
 }
 
 export interface TransactionIngestOptions {
@@ -69,7 +70,6 @@ export class TransactionIngest {
           reason: rejection.reason,
         };
         rejections.push(this.options.rejectedSink.deadLetter({ transaction, rejection, principal }));
-        this.options.observer?.recorded?.(TransactionStatus.TRANSACTION_STATUS_REJECTED, rejectionReasonCode(rejection.code));
         return;
       }
       const partition = this.options.partitionOf(transaction.stationId);
@@ -90,7 +90,22 @@ export class TransactionIngest {
         });
       }),
     ]);
+    this.report(results);
     return results;
+  }
+
+  private report(results: ReadonlyArray<TransactionResult>): void {
+    const recorded = this.options.observer?.recorded;
+    if (!recorded) return;
+    const tally = new Map<string, { status: TransactionStatus; reason: string; count: number }>();
+    for (const result of results) {
+      const reason = result.status === TransactionStatus.TRANSACTION_STATUS_REJECTED ? rejectionReasonCode(result.rejectionCode) : '';
+      const key = `${result.status}|${reason}`;
+      const entry = tally.get(key);
+      if (entry) entry.count++;
+      else tally.set(key, { status: result.status, reason, count: 1 });
+    }
+    for (const { status, reason, count } of tally.values()) recorded(status, reason, count);
   }
 
   private check(principal: StationPrincipal, transaction: TollTransaction, nowMs: number): Rejection | undefined {
@@ -109,14 +124,11 @@ export class TransactionIngest {
   private resultOf(record: IngestedTransaction, outcome: AppendOutcome): TransactionResult {
     const transactionId = record.transaction?.transactionId ?? '';
     if (outcome === 'accepted') {
-      this.options.observer?.recorded?.(TransactionStatus.TRANSACTION_STATUS_ACCEPTED);
       return accepted(transactionId);
     }
     if (outcome === 'duplicate') {
-      this.options.observer?.recorded?.(TransactionStatus.TRANSACTION_STATUS_DUPLICATE);
       return { ...accepted(transactionId), status: TransactionStatus.TRANSACTION_STATUS_DUPLICATE };
     }
-    this.options.observer?.recorded?.(TransactionStatus.TRANSACTION_STATUS_REJECTED, 'UNAVAILABLE');
     return {
       transactionId,
       status: TransactionStatus.TRANSACTION_STATUS_REJECTED,
