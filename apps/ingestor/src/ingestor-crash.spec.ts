@@ -3,14 +3,12 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import {
   IngestServiceClient,
-  Streams,
-  TransactionBatch,
   TransactionStatus,
   VehicleClass,
   type SubmitTransactionsResponse,
   type TollTransaction,
 } from '@tollstream/contracts';
-import { freePort, startIngestor, startNats, tempDir, type NatsHandle, type ServiceProcess } from '@tollstream/testing';
+import { freePort, readTransactionStream, startIngestor, startNats, tempDir, type NatsHandle, type ServiceProcess } from '@tollstream/testing';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -103,14 +101,7 @@ describe('ingestor killed with SIGKILL while stations send', () => {
 
     const nc = await connect({ servers: nats.url });
     const jsm = await jetstreamManager(nc);
-    const info = await jsm.streams.info(Streams.transactions);
-    const stored: string[] = [];
-    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
-      const message = await jsm.streams.getMessage(Streams.transactions, { seq });
-      for (const record of TransactionBatch.decode(message?.data ?? new Uint8Array()).transactions) {
-        stored.push(`${record.transaction?.stationId}|${record.transaction?.transactionId}`);
-      }
-    }
+    const stored = (await readTransactionStream(jsm)).map((record) => `${record.transaction?.stationId}|${record.transaction?.transactionId}`);
     await nc.close();
 
     // The kills happened mid-stream, not after the senders had finished.

@@ -2,18 +2,23 @@ import * as grpc from '@grpc/grpc-js';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import {
-  DeadLetter,
   IngestServiceClient,
   RejectionCode,
-  Streams,
   TollTransaction,
-  TransactionBatch,
   TransactionStatus,
-  VehicleClass,
   type SubmitTransactionsResponse,
   type TransactionResult,
 } from '@tollstream/contracts';
-import { startIngestor, startNats, tempDir, type NatsHandle, type ServiceProcess } from '@tollstream/testing';
+import {
+  aTollTransaction,
+  readDeadLetters,
+  readTransactionStream,
+  startIngestor,
+  startNats,
+  tempDir,
+  type NatsHandle,
+  type ServiceProcess,
+} from '@tollstream/testing';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -21,19 +26,13 @@ const northToken = 'north-plaza-token-0123456789';
 const southToken = 'south-plaza-token-0123456789';
 
 let sequence = 0;
-const aTransaction = (overrides: Partial<TollTransaction> = {}): TollTransaction => ({
-  transactionId: `tx-${process.pid}-${++sequence}`,
-  stationId: 'st-north-1',
-  laneId: 'L1',
-  tagId: 'TAG-1',
-  plate: 'ABC 123',
-  accountId: 'acct-1',
-  vehicleClass: VehicleClass.VEHICLE_CLASS_CAR,
-  amountMinor: 250,
-  currency: 'USD',
-  occurredAt: new Date(Date.now() - 60_000),
-  ...overrides,
-});
+const aTransaction = (overrides: Partial<TollTransaction> = {}): TollTransaction =>
+  aTollTransaction({
+    transactionId: `tx-${process.pid}-${++sequence}`,
+    stationId: 'st-north-1',
+    occurredAt: new Date(Date.now() - 60_000),
+    ...overrides,
+  });
 
 function submit(client: IngestServiceClient, token: string | undefined, transactions: TollTransaction[]): Promise<TransactionResult[]> {
   const metadata = new grpc.Metadata();
@@ -43,32 +42,6 @@ function submit(client: IngestServiceClient, token: string | undefined, transact
       error ? reject(error) : resolve(response.results),
     ),
   );
-}
-
-/** Every record in the transaction stream, in stream order. */
-async function storedTransactions(jsm: JetStreamManager): Promise<TollTransaction[]> {
-  const info = await jsm.streams.info(Streams.transactions);
-  const stored: TollTransaction[] = [];
-  if (info.state.messages === 0) return stored;
-  for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
-    const message = await jsm.streams.getMessage(Streams.transactions, { seq });
-    if (!message) continue;
-    for (const record of TransactionBatch.decode(message.data).transactions) {
-      if (record.transaction) stored.push(record.transaction);
-    }
-  }
-  return stored;
-}
-
-async function deadLetters(jsm: JetStreamManager): Promise<DeadLetter[]> {
-  const info = await jsm.streams.info(Streams.deadLetters);
-  const letters: DeadLetter[] = [];
-  if (info.state.messages === 0) return letters;
-  for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
-    const message = await jsm.streams.getMessage(Streams.deadLetters, { seq });
-    if (message) letters.push(DeadLetter.decode(message.data));
-  }
-  return letters;
 }
 
 describe('ingestor service (real nats-server, ingestor as a separate process)', () => {
@@ -127,10 +100,10 @@ describe('ingestor service (real nats-server, ingestor as a separate process)', 
     const retry = await submit(client, northToken, good);
     expect(retry.map((r) => r.status)).toEqual([TransactionStatus.TRANSACTION_STATUS_DUPLICATE, TransactionStatus.TRANSACTION_STATUS_DUPLICATE]);
 
-    const stored = await storedTransactions(jsm);
+    const stored = (await readTransactionStream(jsm)).map((record) => record.transaction);
     expect(stored).toEqual(good);
 
-    const letters = await deadLetters(jsm);
+    const letters = await readDeadLetters(jsm);
     expect(letters.map((l) => [l.source, l.reasonCode, TollTransaction.decode(l.original).transactionId])).toEqual([
       ['ingestor', 'INVALID_FIELD', tooExpensive.transactionId],
       ['ingestor', 'INVALID_FIELD', badCurrency.transactionId],

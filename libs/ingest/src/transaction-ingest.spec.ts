@@ -1,5 +1,5 @@
 import { RejectionCode, TransactionStatus, type IngestedTransaction } from '@tollstream/contracts';
-import { aTransaction } from './test-records';
+import { aTollTransaction as aTransaction } from '@tollstream/testing';
 import { TransactionIngest, type RejectedRecordSink } from './transaction-ingest';
 import type { AppendOutcome } from './transaction-log';
 import { isoCurrencies } from './validation';

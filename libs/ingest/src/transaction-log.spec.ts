@@ -1,9 +1,8 @@
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Streams, Subjects, TransactionBatch, type IngestedTransaction } from '@tollstream/contracts';
+import { Streams, Subjects, type IngestedTransaction } from '@tollstream/contracts';
 import { declareTopology, provisionTopology } from '@tollstream/messaging';
-import { startNats, type NatsHandle } from '@tollstream/testing';
-import { aTransaction } from './test-records';
+import { aTollTransaction as aTransaction, readTransactionStream, startNats, type NatsHandle } from '@tollstream/testing';
 import { TransactionLog, type TransactionLogOptions } from './transaction-log';
 
 const options: TransactionLogOptions = {
@@ -22,16 +21,8 @@ const record = (id: string, stationId = 'st-001'): IngestedTransaction => ({
 });
 
 /** Every transaction id stored in partition 0, in stream order. */
-async function storedIds(jsm: JetStreamManager): Promise<string[]> {
-  const info = await jsm.streams.info(Streams.transactions);
-  const ids: string[] = [];
-  for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
-    const message = await jsm.streams.getMessage(Streams.transactions, { seq });
-    if (message?.subject !== Subjects.transactionPartition(0)) continue;
-    for (const stored of TransactionBatch.decode(message.data).transactions) ids.push(stored.transaction?.transactionId ?? '');
-  }
-  return ids;
-}
+const storedIds = async (jsm: JetStreamManager): Promise<string[]> =>
+  (await readTransactionStream(jsm, Subjects.transactionPartition(0))).map((stored) => stored.transaction?.transactionId ?? '');
 
 describe('TransactionLog against nats-server', () => {
   let nats: NatsHandle;

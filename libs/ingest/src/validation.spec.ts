@@ -1,5 +1,5 @@
 import { RejectionCode, VehicleClass } from '@tollstream/contracts';
-import { aTransaction } from './test-records';
+import { aTollTransaction as aTransaction } from '@tollstream/testing';
 import { isoCurrencies, validateTransaction, type ValidationPolicy } from './validation';
 
 const now = new Date('2026-11-22T10:05:00Z').getTime();

@@ -1,7 +1,7 @@
 import { AckPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { DeadLetter, Streams, Subjects, TollTransaction, VehicleClass } from '@tollstream/contracts';
-import { startNats, waitFor, type NatsHandle } from '@tollstream/testing';
+import { readDeadLetters, startNats, waitFor, type NatsHandle } from '@tollstream/testing';
 import { DeadLetterPublisher } from './dead-letters';
 import { inspectStreams } from './inspect';
 import { declareTopology, provisionTopology } from './topology';
@@ -87,12 +87,7 @@ describe('messaging against nats-server', () => {
     await running.stop();
 
     expect(handled).toEqual(['good', 'flaky']);
-    const letters: DeadLetter[] = [];
-    const info = await jsm.streams.info(Streams.deadLetters);
-    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
-      const message = await jsm.streams.getMessage(Streams.deadLetters, { seq });
-      if (message?.subject === 'tolls.dlq.spec-consumer') letters.push(DeadLetter.decode(message.data));
-    }
+    const letters = await readDeadLetters(jsm, 'tolls.dlq.spec-consumer');
     expect(letters.map((l) => [l.reasonCode, l.originalSubject])).toEqual([
       ['UNDECODABLE', 'spec.in'],
       ['NEGATIVE_TOLL', 'spec.in'],

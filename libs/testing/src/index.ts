@@ -29,3 +29,4 @@ export { waitFor } from './lib/wait-for';
 export type { WaitForOptions } from './lib/wait-for';
 export { repositoryRoot, startIngestor, startService } from './lib/services';
 export type { ServiceProcess, StartIngestorOptions, StartServiceOptions } from './lib/services';
+export { aTollTransaction, readDeadLetters, readTransactionStream } from './lib/toll-data';
