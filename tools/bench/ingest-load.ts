@@ -17,6 +17,8 @@ export interface IngestLoadOptions {
   concurrentBatches: number;
   /** gRPC channels (HTTP/2 connections) to spread the batches over. */
   channels: number;
+  /** Offered load; unset = as fast as acknowledgements come back (saturation). */
+  targetRecordsPerSecond?: number;
 }
 
 export interface IngestLoadFigures {
@@ -64,24 +66,40 @@ export async function runIngestLoad(options: IngestLoadOptions): Promise<IngestL
       };
     });
 
-  const worker = async (index: number) => {
-    const client = clients[index % clients.length];
-    while (performance.now() < deadline) {
-      const batch = makeBatch();
-      const sent = performance.now();
-      const response = await new Promise<SubmitTransactionsResponse>((resolve, reject) =>
-        client.submitTransactions({ transactions: batch }, metadata, { deadline: Date.now() + 30_000 }, (error: grpc.ServiceError | null, value: SubmitTransactionsResponse) =>
-          error ? reject(error) : resolve(value),
-        ),
-      );
-      latencies.push(performance.now() - sent);
-      for (const result of response.results) {
-        if (result.status === TransactionStatus.TRANSACTION_STATUS_ACCEPTED) accepted++;
-        else notAccepted++;
-      }
+  const sendOne = async (client: IngestServiceClient) => {
+    const batch = makeBatch();
+    const sent = performance.now();
+    const response = await new Promise<SubmitTransactionsResponse>((resolve, reject) =>
+      client.submitTransactions({ transactions: batch }, metadata, { deadline: Date.now() + 30_000 }, (error: grpc.ServiceError | null, value: SubmitTransactionsResponse) =>
+        error ? reject(error) : resolve(value),
+      ),
+    );
+    latencies.push(performance.now() - sent);
+    for (const result of response.results) {
+      if (result.status === TransactionStatus.TRANSACTION_STATUS_ACCEPTED) accepted++;
+      else notAccepted++;
     }
   };
-  await Promise.all(Array.from({ length: options.concurrentBatches }, (_, i) => worker(i)));
+
+  if (options.targetRecordsPerSecond) {
+    // Open loop at a fixed offered rate: latency as a station sees it when the ingestor is not saturated.
+    const intervalMs = (options.batchSize / options.targetRecordsPerSecond) * 1000;
+    const inFlight = new Set<Promise<void>>();
+    for (let i = 0; performance.now() < deadline; i++) {
+      const due = started + i * intervalMs;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      if (inFlight.size >= options.concurrentBatches) await Promise.race(inFlight);
+      const call = sendOne(clients[i % clients.length]).finally(() => inFlight.delete(call));
+      inFlight.add(call);
+    }
+    await Promise.all(inFlight);
+  } else {
+    const worker = async (index: number) => {
+      while (performance.now() < deadline) await sendOne(clients[index % clients.length]);
+    };
+    await Promise.all(Array.from({ length: options.concurrentBatches }, (_, i) => worker(i)));
+  }
   const seconds = (performance.now() - started) / 1000;
   for (const client of clients) client.close();
   return {

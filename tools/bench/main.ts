@@ -18,10 +18,11 @@ const program = new Command()
   .option('--seconds <n>', 'duration of each load phase', '15')
   .option('--batch-size <n>', 'records per SubmitTransactions call', '1000')
   .option('--concurrency <n>', 'batches in flight', '16')
+  .option('--steady-rate <n>', 'offered load (records/s) of the latency phase', '50000')
   .parse();
 
 async function main(): Promise<void> {
-  const options = program.opts<{ json?: string; seconds: string; batchSize: string; concurrency: string }>();
+  const options = program.opts<{ json?: string; seconds: string; batchSize: string; concurrency: string; steadyRate: string }>();
   const nats = await startNats();
   const dir = await tempDir('bench');
   const token = 'bench-station-token-0000000001';
@@ -35,8 +36,8 @@ async function main(): Promise<void> {
 
     const ingestor = await startIngestor({ natsUrl: nats.url, credentialsFile });
     const cpuBefore = cpuSeconds(ingestor.pid) ?? 0;
-    process.stdout.write(`ingest load for ${options.seconds} s... `);
-    const load = await runIngestLoad({
+    process.stdout.write(`ingest at saturation for ${options.seconds} s... `);
+    const loadOptions = {
       address: `127.0.0.1:${ingestor.grpcPort}`,
       token,
       stationIds,
@@ -44,9 +45,18 @@ async function main(): Promise<void> {
       batchSize: Number(options.batchSize),
       concurrentBatches: Number(options.concurrency),
       channels: 4,
-    });
+    };
+    const load = await runIngestLoad(loadOptions);
     console.log('done');
     const ingestorCpu = (cpuSeconds(ingestor.pid) ?? 0) - cpuBefore;
+    process.stdout.write(`ingest at a steady ${options.steadyRate} records/s for ${options.seconds} s... `);
+    const steady = await runIngestLoad({
+      ...loadOptions,
+      batchSize: 250,
+      concurrentBatches: 256,
+      targetRecordsPerSecond: Number(options.steadyRate),
+    });
+    console.log('done');
     const ingestorPeakRss = peakRssMiB(ingestor.pid);
     await ingestor.stop();
 
@@ -61,6 +71,7 @@ async function main(): Promise<void> {
         ingestorCpuCoresUsed: Math.round((ingestorCpu / Number(options.seconds)) * 100) / 100,
         ingestorPeakRssMiB: ingestorPeakRss === undefined ? undefined : Math.round(ingestorPeakRss),
       },
+      steady: { offeredRecordsPerSecond: Number(options.steadyRate), batchSize: 250, ...steady },
       targets: { ingestRecordsPerSecond: 100_000 },
     };
     console.log('\nRaw JetStream on this machine (same run)');
@@ -79,6 +90,13 @@ async function main(): Promise<void> {
       'ingestor CPU (cores)': results.ingest.ingestorCpuCoresUsed,
       'ingestor peak RSS (MiB)': results.ingest.ingestorPeakRssMiB,
       'records not accepted': load.notAccepted,
+    });
+    console.log(`Ingestor at a steady offered load of ${options.steadyRate} records/s (batches of 250)`);
+    console.table({
+      'accepted records/s': steady.acceptedPerSecond,
+      'batch latency p50 (ms)': steady.batchLatencyMs.p50,
+      'batch latency p99 (ms)': steady.batchLatencyMs.p99,
+      'records not accepted': steady.notAccepted,
     });
     if (options.json) writeFileSync(options.json, JSON.stringify(results, null, 2));
   } finally {
