@@ -91,6 +91,7 @@ async function main(): Promise<void> {
       'ingestor peak RSS (MiB)': results.ingest.ingestorPeakRssMiB,
       'records not accepted': load.notAccepted,
     });
+    if (load.exhausted) console.log('NOTE: the pre-encoded requests ran out before the time was up: the rate above is a lower bound.');
     console.log(`Ingestor at a steady offered load of ${options.steadyRate} records/s (batches of 250)`);
     console.table({
       'accepted records/s': steady.acceptedPerSecond,

@@ -29,10 +29,10 @@ describe('TransactionLog against nats-server', () => {
   let connections: NatsConnection[] = [];
   let jsm: JetStreamManager;
 
-  const openLog = async (): Promise<TransactionLog> => {
+  const openLog = async (overrides: Partial<TransactionLogOptions> = {}): Promise<TransactionLog> => {
     const nc = await connect({ servers: nats.url });
     connections.push(nc);
-    const log = new TransactionLog(jetstream(nc), await jetstreamManager(nc), options);
+    const log = new TransactionLog(jetstream(nc), await jetstreamManager(nc), { ...options, ...overrides });
     await log.start();
     return log;
   };
@@ -94,5 +94,19 @@ describe('TransactionLog against nats-server', () => {
     expect(after.duplicateIndexSize).toBe(2);
     expect(await after.append(0, [record('x'), record('z')])).toEqual(['duplicate', 'accepted']);
     await after.stop();
+  });
+
+  it('stays exact when different transactions share a fingerprint (verified against the stored batch)', async () => {
+    const everythingCollides = () => [3, 3] as [number, number];
+    const log = await openLog({ fingerprint: everythingCollides });
+    expect(await log.append(0, [record('p'), record('q')])).toEqual(['accepted', 'accepted']);
+    expect(await log.append(0, [record('r'), record('p')])).toEqual(['accepted', 'duplicate']);
+    expect(await log.append(0, [record('q'), record('r'), record('s')])).toEqual(['duplicate', 'duplicate', 'accepted']);
+    await log.stop();
+    // A restarted replica rebuilding its index from the stream is just as exact.
+    const restarted = await openLog({ fingerprint: everythingCollides });
+    expect(await restarted.append(0, [record('s'), record('t'), record('p')])).toEqual(['duplicate', 'accepted', 'duplicate']);
+    expect(await storedIds(jsm)).toEqual(['p', 'q', 'r', 's', 't']);
+    await restarted.stop();
   });
 });

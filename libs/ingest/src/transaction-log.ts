@@ -15,7 +15,7 @@ import {
   Subjects,
   TransactionBatch,
 } from '@tollstream/contracts';
-import { DuplicateIndex } from './duplicate-index';
+import { DuplicateIndex, fingerprintOf, type Fingerprint } from './duplicate-index';
 
 export type AppendOutcome = 'accepted' | 'duplicate' | 'unavailable';
 
@@ -29,6 +29,8 @@ export interface TransactionLogOptions {
   maxBytesPerAppend: number;
   /** How long one append keeps retrying a broker that does not answer before reporting unavailable. */
   appendDeadlineMs: number;
+  /** Fingerprint of the duplicate index; tests replace it to force collisions. */
+  fingerprint?: Fingerprint;
 }
 
 export interface TransactionLogObserver {
@@ -94,7 +96,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  *   partitions' last sequences current, including what other replicas wrote.
  */
 export class TransactionLog {
-  private readonly index = new DuplicateIndex();
+  private readonly index: DuplicateIndex;
   private readonly lastSequence: number[];
   private readonly queues: PendingAppend[][];
   private readonly flushing: boolean[];
@@ -113,6 +115,7 @@ export class TransactionLog {
     private readonly options: TransactionLogOptions,
     private readonly observer: TransactionLogObserver = {},
   ) {
+    this.index = new DuplicateIndex(options.fingerprint ?? fingerprintOf);
     this.lastSequence = new Array<number>(options.partitions).fill(0);
     this.queues = Array.from({ length: options.partitions }, () => []);
     this.flushing = new Array<boolean>(options.partitions).fill(false);
@@ -215,7 +218,7 @@ export class TransactionLog {
     for (; next < queue.length && taken.length < this.options.maxRecordsPerAppend; next++) {
       const item = queue[next];
       const key = `${item.stationId}\u0000${item.transactionId}`;
-      if (this.index.has(item.stationId, item.transactionId) || inThisAppend.has(key)) {
+      if (inThisAppend.has(key)) {
         settle(item, 'duplicate');
         continue;
       }
@@ -229,8 +232,58 @@ export class TransactionLog {
     return taken;
   }
 
+  /**
+   * Settles as duplicates the items already in the stream and returns the others. The index gives
+   * candidates; each is verified against the batch it points to, so a fingerprint collision never
+   * turns a new transaction into a "duplicate".
+   */
+  private async dropStored(items: PendingAppend[]): Promise<PendingAppend[]> {
+    const kept: PendingAppend[] = [];
+    let batches: Map<number, Set<string> | undefined> | undefined;
+    for (const item of items) {
+      const sequence = this.index.candidate(item.stationId, item.transactionId);
+      if (sequence === undefined) {
+        kept.push(item);
+        continue;
+      }
+      batches ??= new Map();
+      if (!batches.has(sequence)) batches.set(sequence, await this.transactionsOfBatch(sequence));
+      const stored = batches.get(sequence);
+      const key = `${item.stationId}\u0000${item.transactionId}`;
+      // A batch gone from the stream (retention shorter than the horizon) cannot be checked: never bill twice.
+      if (!stored || stored.has(key) || this.index.knownExactly(item.stationId, item.transactionId)) {
+        settle(item, 'duplicate');
+      } else {
+        kept.push(item);
+      }
+    }
+    return kept;
+  }
+
+  private async transactionsOfBatch(sequence: number): Promise<Set<string> | undefined> {
+    try {
+      const message = await this.jsm.streams.getMessage(Streams.transactions, { seq: sequence });
+      if (!message) return undefined;
+      const keys = new Set<string>();
+      for (const stored of TransactionBatch.decode(message.data).transactions) {
+        if (stored.transaction) keys.add(`${stored.transaction.stationId}\u0000${stored.transaction.transactionId}`);
+      }
+      return keys;
+    } catch (error) {
+      if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.NoMessageFound) return undefined;
+      throw error;
+    }
+  }
+
   private async flush(partition: number): Promise<void> {
     let pending = this.takeAppendable(partition);
+    try {
+      pending = await this.dropStored(pending);
+    } catch (error) {
+      this.observer.retried?.(partition, error);
+      for (const item of pending) settle(item, 'unavailable');
+      return;
+    }
     const deadline = Date.now() + this.options.appendDeadlineMs;
     let attempt = 0;
     while (pending.length > 0) {
@@ -261,11 +314,13 @@ export class TransactionLog {
             }
             this.ownBatches.delete(batchId);
             // Someone else appended: drop what they stored meanwhile, append the rest anew.
-            pending = pending.filter((item) => {
-              if (!this.index.has(item.stationId, item.transactionId)) return true;
-              settle(item, 'duplicate');
-              return false;
-            });
+            try {
+              pending = await this.dropStored(pending);
+            } catch (verifyError) {
+              this.observer.retried?.(partition, verifyError);
+              for (const item of pending) settle(item, 'unavailable');
+              return;
+            }
             break;
           }
           this.observer.retried?.(partition, error);
@@ -291,7 +346,7 @@ export class TransactionLog {
   private landed(partition: number, items: PendingAppend[], batchId: string, sequence: number): void {
     this.lastSequence[partition] = Math.max(this.lastSequence[partition], sequence);
     for (const item of items) {
-      this.index.add(item.stationId, item.transactionId, item.occurredAtMs);
+      this.index.add(item.stationId, item.transactionId, sequence, item.occurredAtMs);
       settle(item, 'accepted');
     }
     // The tail may see it later; once seen or acked, it no longer needs tracking twice.
@@ -328,7 +383,7 @@ export class TransactionLog {
     for (const ingested of batch.transactions) {
       const transaction = ingested.transaction;
       if (!transaction?.occurredAt) continue;
-      this.index.add(transaction.stationId, transaction.transactionId, transaction.occurredAt.getTime());
+      this.index.add(transaction.stationId, transaction.transactionId, message.seq, transaction.occurredAt.getTime());
     }
   }
 
