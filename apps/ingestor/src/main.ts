@@ -29,7 +29,8 @@ const logger = createLogger({ service: 'ingestor', level: process.env['LOG_LEVEL
 void runService({
   name: 'ingestor',
   logger,
-  shutdownGraceMs: Number(process.env['SHUTDOWN_GRACE_MS'] ?? 20_000),
+  // Read before the full config is validated, so that even a failed start-up honours it.
+  shutdownGraceMs: ingestorConfigSchema.shape.SHUTDOWN_GRACE_MS.catch(20_000).parse(process.env['SHUTDOWN_GRACE_MS']),
   start: async () => {
     const config = loadConfig(ingestorConfigSchema);
     const credentials = StationCredentials.fromFile(config.INGEST_STATION_CREDENTIALS_FILE);
