@@ -260,6 +260,17 @@ export class TransactionLog {
     return kept;
   }
 
+  /** dropStored, or, when the stream cannot be read to verify, every item answered "unavailable" (retry). */
+  private async withoutStored(partition: number, items: PendingAppend[]): Promise<PendingAppend[]> {
+    try {
+      return await this.dropStored(items);
+    } catch (error) {
+      this.observer.retried?.(partition, error);
+      for (const item of items) settle(item, 'unavailable');
+      return [];
+    }
+  }
+
   private async transactionsOfBatch(sequence: number): Promise<Set<string> | undefined> {
     try {
       const message = await this.jsm.streams.getMessage(Streams.transactions, { seq: sequence });
@@ -276,14 +287,7 @@ export class TransactionLog {
   }
 
   private async flush(partition: number): Promise<void> {
-    let pending = this.takeAppendable(partition);
-    try {
-      pending = await this.dropStored(pending);
-    } catch (error) {
-      this.observer.retried?.(partition, error);
-      for (const item of pending) settle(item, 'unavailable');
-      return;
-    }
+    let pending = await this.withoutStored(partition, this.takeAppendable(partition));
     const deadline = Date.now() + this.options.appendDeadlineMs;
     let attempt = 0;
     while (pending.length > 0) {
@@ -314,13 +318,7 @@ export class TransactionLog {
             }
             this.ownBatches.delete(batchId);
             // Someone else appended: drop what they stored meanwhile, append the rest anew.
-            try {
-              pending = await this.dropStored(pending);
-            } catch (verifyError) {
-              this.observer.retried?.(partition, verifyError);
-              for (const item of pending) settle(item, 'unavailable');
-              return;
-            }
+            pending = await this.withoutStored(partition, pending);
             break;
           }
           this.observer.retried?.(partition, error);
