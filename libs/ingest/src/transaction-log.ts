@@ -54,10 +54,13 @@ interface PendingAppend {
   request: AppendRequest;
   /** Position of the record in its request. */
   position: number;
+  settled: boolean;
 }
 
 /** One promise per call, not per record: at 100k records/s the allocations matter. */
 function settle(item: PendingAppend, outcome: AppendOutcome): void {
+  if (item.settled) return; // e.g. found duplicate before a later step gave up on the rest
+  item.settled = true;
   const request = item.request;
   request.outcomes[item.position] = outcome;
   if (--request.remaining === 0) request.resolve(request.outcomes);
@@ -171,6 +174,7 @@ export class TransactionLog {
           occurredAtMs: transaction.occurredAt.getTime(),
           request,
           position,
+          settled: false,
         });
       });
       this.schedule(partition);
@@ -266,7 +270,7 @@ export class TransactionLog {
       return await this.dropStored(items);
     } catch (error) {
       this.observer.retried?.(partition, error);
-      for (const item of items) settle(item, 'unavailable');
+      for (const item of items) settle(item, 'unavailable'); // those not already found duplicate
       return [];
     }
   }
