@@ -291,7 +291,18 @@ export class TransactionLog {
   }
 
   private async flush(partition: number): Promise<void> {
-    let pending = await this.withoutStored(partition, this.takeAppendable(partition));
+    const taken = this.takeAppendable(partition);
+    try {
+      await this.appendTaken(partition, taken);
+    } catch (error) {
+      // Whatever went wrong, no caller waits forever: unanswered records are "retry".
+      this.observer.retried?.(partition, error);
+      for (const item of taken) settle(item, 'unavailable');
+    }
+  }
+
+  private async appendTaken(partition: number, taken: PendingAppend[]): Promise<void> {
+    let pending = await this.withoutStored(partition, taken);
     const deadline = Date.now() + this.options.appendDeadlineMs;
     let attempt = 0;
     while (pending.length > 0) {
