@@ -64,7 +64,8 @@ wait_for_log "$data/logs/ingestor.log" '"msg":"ingestor ready"' 60
 say "Generating $records simulated toll transactions (with faults: invalid and duplicate records)"
 sample="$data/sample-$(date +%Y%m%d-%H%M%S).ndjson"
 npx --no-install tsx apps/cli/src/main.ts sample "$sample" --count "$records" \
-  --stations st-001,st-002,st-003,st-004,st-005,st-006,st-007,st-008,st-009,st-010,st-011,st-012 --with-faults
+  --stations st-001,st-002,st-003,st-004,st-005,st-006,st-007,st-008,st-009,st-010,st-011,st-012 --with-faults \
+  --seed "$(date +%s)"  # new transactions every run; resending an old file shows DUPLICATE
 
 say "Sending them as a station would (batched, retried, checkpointed)"
 set +e
