@@ -30,3 +30,4 @@ export type { WaitForOptions } from './lib/wait-for';
 export { repositoryRoot, startIngestor, startService } from './lib/services';
 export type { ServiceProcess, StartIngestorOptions, StartServiceOptions } from './lib/services';
 export { aTollTransaction, readDeadLetters, readTransactionStream } from './lib/toll-data';
+export { describeIf, itIf } from './lib/conditional';

@@ -3,6 +3,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostProcess, trackedDirList } from './cleanup-registry';
 import { dockerConfiguredSync } from './docker';
+import { describeIf } from './conditional';
 import { startProcess } from './process';
 import { isProcessRunning } from './process-state';
 import { tempDir, type TempDirHandle } from './temp-dir';
@@ -13,7 +14,8 @@ import { waitFor } from './wait-for';
  * abnormally; checks that nothing is left behind.
  */
 const localBinary = !process.env['NATS_URL'] && !dockerConfiguredSync();
-const describeLocal = localBinary ? describe : describe.skip;
+const describeLocal = (name: string, body: () => void) =>
+  describeIf(localBinary, name, 'applies to the harness-owned nats-server only (NATS_URL is set or Docker is used)', body);
 
 interface Leftovers {
   pids: number[];

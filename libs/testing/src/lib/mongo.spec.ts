@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dockerConfiguredSync } from './docker';
 import { describeWithMongo, mongoAvailability, mongoUnavailableReasonSync, NO_MONGO_REASON, withDirectConnection } from './mongo';
+import { itIf } from './conditional';
 
 const noMongoHere = !process.env['MONGODB_URI'] && !dockerConfiguredSync();
 
@@ -39,7 +40,7 @@ describe('describeWithMongo', () => {
     expect(bodyRegistered).toBe(true);
   });
 
-  (noMongoHere ? it : it.skip)('without MongoDB: skips, warns with the reason and appends it to TOLLSTREAM_SKIP_REPORT', () => {
+  itIf(noMongoHere, 'without MongoDB: skips, warns with the reason and appends it to TOLLSTREAM_SKIP_REPORT', 'MongoDB is available here', () => {
     expect(testRan).toBe(false);
     expect(warnings).toEqual([`[skipped] harness self-test: a suite that needs MongoDB: ${NO_MONGO_REASON}`]);
     expect(readFileSync(reportFile, 'utf8')).toContain(`harness self-test: a suite that needs MongoDB: ${NO_MONGO_REASON}\n`);
@@ -47,7 +48,7 @@ describe('describeWithMongo', () => {
 });
 
 describe('mongoAvailability', () => {
-  (noMongoHere ? it : it.skip)('reports MongoDB as unavailable on this machine kind, with the reason', async () => {
+  itIf(noMongoHere, 'reports MongoDB as unavailable on this machine kind, with the reason', 'MongoDB is available here', async () => {
     expect(mongoUnavailableReasonSync()).toBe(NO_MONGO_REASON);
     await expect(mongoAvailability()).resolves.toEqual({ available: false, reason: NO_MONGO_REASON });
     expect(NO_MONGO_REASON).toBe(

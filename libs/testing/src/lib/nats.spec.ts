@@ -4,6 +4,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { trackedDirList, trackedProcessList } from './cleanup-registry';
 import { dockerConfiguredSync } from './docker';
+import { describeIf } from './conditional';
 import { isPortFree } from './free-port';
 import { tempDir } from './temp-dir';
 import { findNatsServerBinary, startNats, withoutDefaultCredentials, type NatsHandle } from './nats';
@@ -12,7 +13,8 @@ type NatsConnection = Awaited<ReturnType<typeof connect>>;
 
 /** These cases exercise the harness-owned nats-server; they do not apply when NATS_URL points elsewhere. */
 const localBinary = !process.env['NATS_URL'] && !dockerConfiguredSync();
-const describeLocal = localBinary ? describe : describe.skip;
+const describeLocal = (name: string, body: () => void) =>
+  describeIf(localBinary, name, 'applies to the harness-owned nats-server only (NATS_URL is set or Docker is used)', body);
 
 function portOf(url: string): number {
   return Number(new URL(url).port);

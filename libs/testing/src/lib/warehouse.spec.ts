@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dockerConfiguredSync } from './docker';
 import { createWarehouse, type WarehouseHandle } from './warehouse';
+import { describeIf } from './conditional';
 
 const embedded = !process.env['CLICKHOUSE_URL'] && !dockerConfiguredSync();
 
@@ -82,7 +83,7 @@ describe('createWarehouse', () => {
   });
 });
 
-(embedded ? describe : describe.skip)('createWarehouse (embedded chDB lifecycle)', () => {
+describeIf(embedded, 'createWarehouse (embedded chDB lifecycle)', 'applies to embedded chDB only (CLICKHOUSE_URL is set or Docker is used)', () => {
   it('shares the one chDB data directory between concurrent handles and removes it after the last close', async () => {
     const [first, second] = await Promise.all([createWarehouse(), createWarehouse()]);
     const path = dataPathOf(first);
