@@ -109,4 +109,14 @@ describe('TransactionLog against nats-server', () => {
     expect(await storedIds(jsm)).toEqual(['p', 'q', 'r', 's', 't']);
     await restarted.stop();
   });
+
+  it('keeps working, and keeps deduplicating, across a nats-server restart', async () => {
+    const log = await openLog({ appendDeadlineMs: 20_000 });
+    expect(await log.append(0, [record('before-1'), record('before-2')])).toEqual(['accepted', 'accepted']);
+    await nats.restart();
+    expect(await log.append(0, [record('before-2'), record('after-1')])).toEqual(['duplicate', 'accepted']);
+    expect(await log.append(0, [record('after-1'), record('after-2')])).toEqual(['duplicate', 'accepted']);
+    expect(await storedIds(jsm)).toEqual(['before-1', 'before-2', 'after-1', 'after-2']);
+    await log.stop();
+  }, 60_000);
 });

@@ -264,14 +264,22 @@ export class TransactionLog {
     return kept;
   }
 
-  /** dropStored, or, when the stream cannot be read to verify, every item answered "unavailable" (retry). */
-  private async withoutStored(partition: number, items: PendingAppend[]): Promise<PendingAppend[]> {
-    try {
-      return await this.dropStored(items);
-    } catch (error) {
-      this.observer.retried?.(partition, error);
-      for (const item of items) settle(item, 'unavailable'); // those not already found duplicate
-      return [];
+  /**
+   * dropStored, retried while the broker does not answer (a reconnect, a restart) until `deadline`;
+   * then every item not yet answered is "unavailable" (the station retries).
+   */
+  private async withoutStored(partition: number, items: PendingAppend[], deadline: number): Promise<PendingAppend[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.dropStored(items.filter((item) => !item.settled));
+      } catch (error) {
+        this.observer.retried?.(partition, error);
+        if (Date.now() >= deadline) {
+          for (const item of items) settle(item, 'unavailable');
+          return [];
+        }
+        await sleep(Math.min(2_000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2));
+      }
     }
   }
 
@@ -302,8 +310,8 @@ export class TransactionLog {
   }
 
   private async appendTaken(partition: number, taken: PendingAppend[]): Promise<void> {
-    let pending = await this.withoutStored(partition, taken);
     const deadline = Date.now() + this.options.appendDeadlineMs;
+    let pending = await this.withoutStored(partition, taken, deadline);
     let attempt = 0;
     while (pending.length > 0) {
       const batchId = randomUUID();
@@ -325,7 +333,7 @@ export class TransactionLog {
         } catch (error) {
           if (isWrongLastSequence(error)) {
             this.observer.conflict?.(partition);
-            await this.catchUp(partition);
+            await this.catchUp(partition, deadline);
             const landedAt = this.ownBatches.get(batchId);
             if (landedAt !== undefined) {
               this.landed(partition, pending, batchId, landedAt);
@@ -333,7 +341,7 @@ export class TransactionLog {
             }
             this.ownBatches.delete(batchId);
             // Someone else appended: drop what they stored meanwhile, append the rest anew.
-            pending = await this.withoutStored(partition, pending);
+            pending = await this.withoutStored(partition, pending, deadline);
             break;
           }
           this.observer.retried?.(partition, error);
@@ -412,9 +420,19 @@ export class TransactionLog {
     }
   }
 
-  private async catchUp(partition: number): Promise<void> {
+  /** Waits until the tail has read the partition's newest message; fails at `deadline` (the append then answers "retry"). */
+  private async catchUp(partition: number, deadline: number): Promise<void> {
     const last = await this.lastStoredInPartition(partition);
-    if (last) await this.waitForTail(last.sequence);
+    if (!last) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the stream tail did not reach sequence ${last.sequence} in time`)), Math.max(0, deadline - Date.now()));
+    });
+    try {
+      await Promise.race([this.waitForTail(last.sequence), timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private waitForTail(sequence: number): Promise<void> {
