@@ -1,11 +1,16 @@
 import { connect, credsAuthenticator } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { readFileSync } from 'node:fs';
-import { fileDescriptorSetBase64, IngestServiceService, TollTransaction, TransactionStatus } from '@tollstream/contracts';
+import {
+  fileDescriptorSetBase64,
+  IngestServiceService,
+  rejectionCodeName,
+  TollTransaction,
+  TransactionStatus,
+} from '@tollstream/contracts';
 import {
   createIngestService,
   isoCurrencies,
-  rejectionReasonCode,
   StationCredentials,
   TransactionIngest,
   TransactionLog,
@@ -131,7 +136,7 @@ void runService({
       rejectedSink: {
         deadLetter: async ({ transaction, rejection }) => {
           await deadLetterPublisher.publish({
-            reasonCode: rejectionReasonCode(rejection.code),
+            reasonCode: rejectionCodeName(rejection.code),
             reason: rejection.reason,
             original: TollTransaction.encode(transaction).finish(),
             stationId: transaction.stationId.slice(0, 64),

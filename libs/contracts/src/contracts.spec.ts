@@ -1,5 +1,7 @@
 import {
   partitionOfSubject,
+  RejectionCode,
+  rejectionCodeName,
   Subjects,
   TollTransaction,
   TransactionBatch,
@@ -34,5 +36,10 @@ describe('contracts', () => {
     expect(Subjects.transactionPartition(7)).toBe('tolls.tx.7');
     expect(partitionOfSubject('tolls.tx.7')).toBe(7);
     expect(partitionOfSubject('tolls.dlq.ingestor')).toBeUndefined();
+  });
+
+  it('names rejection codes briefly for labels and reports', () => {
+    expect(rejectionCodeName(RejectionCode.REJECTION_CODE_PERMISSION_DENIED)).toBe('PERMISSION_DENIED');
+    expect(rejectionCodeName(RejectionCode.REJECTION_CODE_UNSPECIFIED)).toBe('UNSPECIFIED');
   });
 });

@@ -20,5 +20,6 @@ export {
 } from './generated/tolls/ingest/v1/ingest_service';
 export type { IngestServiceServer } from './generated/tolls/ingest/v1/ingest_service';
 export { DeadLetter, IngestedTransaction, TransactionBatch } from './generated/tolls/stream/v1/envelope';
+export { rejectionCodeName } from './rejection';
 export { partitionOfSubject, Streams, Subjects } from './subjects';
 export { fileDescriptorSetBase64 } from './generated/descriptor_set';

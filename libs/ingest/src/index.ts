@@ -13,5 +13,5 @@ export {
   type TransactionLogObserver,
   type TransactionLogOptions,
 } from './transaction-log';
-export { fieldLimits, isoCurrencies, rejectionReasonCode, validateTransaction, type Rejection, type ValidationPolicy } from './validation';
+export { fieldLimits, isoCurrencies, validateTransaction, type Rejection, type ValidationPolicy } from './validation';
 export { createIngestService, type IngestApiLimits } from './ingest-grpc';

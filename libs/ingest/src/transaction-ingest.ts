@@ -1,13 +1,14 @@
 import {
   IngestedTransaction,
   RejectionCode,
+  rejectionCodeName,
   TollTransaction,
   TransactionStatus,
   type TransactionResult,
 } from '@tollstream/contracts';
 import type { AppendOutcome } from './transaction-log';
 import type { StationPrincipal } from './station-credentials';
-import { rejectionReasonCode, validateTransaction, type Rejection, type ValidationPolicy } from './validation';
+import { validateTransaction, type Rejection, type ValidationPolicy } from './validation';
 
 /** Where accepted records go: the partitioned transaction stream. */
 export interface TransactionAppender {
@@ -99,7 +100,7 @@ export class TransactionIngest {
     if (!recorded) return;
     const tally = new Map<string, { status: TransactionStatus; reason: string; count: number }>();
     for (const result of results) {
-      const reason = result.status === TransactionStatus.TRANSACTION_STATUS_REJECTED ? rejectionReasonCode(result.rejectionCode) : '';
+      const reason = result.status === TransactionStatus.TRANSACTION_STATUS_REJECTED ? rejectionCodeName(result.rejectionCode) : '';
       const key = `${result.status}|${reason}`;
       const entry = tally.get(key);
       if (entry) entry.count++;

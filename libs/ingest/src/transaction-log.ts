@@ -83,6 +83,9 @@ function encodedSizeBound(record: IngestedTransaction): number {
   return text + 7 * 4 + 40 + 40;
 }
 
+/** Exponential backoff with jitter for a broker that does not answer (attempt 1, 2, ...). */
+const retryDelayMs = (attempt: number): number => Math.min(2_000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2);
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -278,7 +281,7 @@ export class TransactionLog {
           for (const item of items) settle(item, 'unavailable');
           return [];
         }
-        await sleep(Math.min(2_000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2));
+        await sleep(retryDelayMs(attempt));
       }
     }
   }
@@ -358,7 +361,7 @@ export class TransactionLog {
             for (const item of pending) settle(item, 'unavailable');
             return;
           }
-          await sleep(Math.min(2_000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2));
+          await sleep(retryDelayMs(attempt));
         }
       }
     }
@@ -370,7 +373,11 @@ export class TransactionLog {
       this.index.add(item.stationId, item.transactionId, sequence, item.occurredAtMs);
       settle(item, 'accepted');
     }
-    // The tail may see it later; once seen or acked, it no longer needs tracking twice.
+    this.sawOwnBatch(batchId, sequence);
+  }
+
+  /** Our appends are seen twice, at their ack and in the tail, in either order: forget one once both happened. */
+  private sawOwnBatch(batchId: string, sequence: number): void {
     if (this.ownBatches.get(batchId) !== undefined) this.ownBatches.delete(batchId);
     else this.ownBatches.set(batchId, sequence);
   }
@@ -382,8 +389,7 @@ export class TransactionLog {
       const batchId = message.headers?.get('Nats-Msg-Id') ?? '';
       if (this.ownBatches.has(batchId)) {
         // Our own append: already indexed at its ack (or about to be); no need to decode it again.
-        if (this.ownBatches.get(batchId) !== undefined) this.ownBatches.delete(batchId);
-        else this.ownBatches.set(batchId, message.seq);
+        this.sawOwnBatch(batchId, message.seq);
       } else {
         this.indexForeignBatch(message);
       }

@@ -1,4 +1,4 @@
-import { RejectionCode, rejectionCodeToJSON, VehicleClass, type TollTransaction } from '@tollstream/contracts';
+import { RejectionCode, VehicleClass, type TollTransaction } from '@tollstream/contracts';
 
 /** Limits a station's records must respect. All configurable per deployment. */
 export interface ValidationPolicy {
@@ -110,6 +110,3 @@ export function validateTransaction(
   return undefined;
 }
 
-/** Short reason code for metrics labels and dead letters, e.g. "INVALID_FIELD". */
-export const rejectionReasonCode = (code: RejectionCode): string =>
-  rejectionCodeToJSON(code).replace('REJECTION_CODE_', '');

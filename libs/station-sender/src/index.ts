@@ -1,4 +1,4 @@
-export { sendFile, rejectionCodeName } from './send-file';
+export { sendFile } from './send-file';
 export type {
   LineProblem,
   RejectedRecord,

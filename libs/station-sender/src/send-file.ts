@@ -1,6 +1,6 @@
 import {
   RejectionCode,
-  rejectionCodeToJSON,
+  rejectionCodeName,
   TransactionStatus,
   type TollTransaction,
   type TransactionResult,
@@ -148,7 +148,6 @@ const emptyCounts = (): SendCounts => ({
 });
 
 /** REJECTION_CODE_TOO_OLD → TOO_OLD */
-export const rejectionCodeName = (code: RejectionCode): string => rejectionCodeToJSON(code).replace(/^REJECTION_CODE_/, '');
 
 const isAbortError = (error: unknown): boolean => error instanceof Error && error.name === 'AbortError';
 
