@@ -17,7 +17,9 @@ const boundaries = (allowTestingEverywhere) => {
         { sourceTag: 'scope:shared', onlyDependOnLibsWithTags: ['scope:shared', ...testing] },
         { sourceTag: 'scope:testing', onlyDependOnLibsWithTags: ['scope:shared', 'scope:testing'] },
         { sourceTag: 'scope:ingest', onlyDependOnLibsWithTags: ['scope:shared', 'scope:ingest', ...testing] },
-        { sourceTag: 'scope:ops', onlyDependOnLibsWithTags: ['scope:shared', 'scope:ops', 'scope:ingest', ...testing] },
+        { sourceTag: 'scope:ops', onlyDependOnLibsWithTags: ['scope:shared', 'scope:ops', 'scope:ingest', 'scope:warehouse', ...testing] },
+        { sourceTag: 'scope:windowing', onlyDependOnLibsWithTags: ['scope:shared', 'scope:windowing', ...testing] },
+        { sourceTag: 'scope:warehouse', onlyDependOnLibsWithTags: ['scope:shared', 'scope:warehouse', ...testing] },
       ],
     },
   ];

@@ -21,5 +21,20 @@ export {
 export type { IngestServiceServer } from './generated/tolls/ingest/v1/ingest_service';
 export { DeadLetter, IngestedTransaction, TransactionBatch } from './generated/tolls/stream/v1/envelope';
 export { rejectionCodeName } from './rejection';
-export { partitionOfSubject, Streams, Subjects } from './subjects';
+export { partitionOfSubject, Streams, Subjects, trailingNumberOfSubject, type AlertKind } from './subjects';
+export {
+  CustomerSpendBatch,
+  CustomerSpendWindow,
+  StationTrafficBatch,
+  StationTrafficWindow,
+  VehicleClassCount,
+} from './generated/tolls/stream/v1/aggregates';
+export {
+  Alert,
+  SpendingThresholdBreached,
+  StationTrafficAlert,
+  TrafficCondition,
+  trafficConditionFromJSON,
+  trafficConditionToJSON,
+} from './generated/tolls/alerts/v1/alert';
 export { fileDescriptorSetBase64 } from './generated/descriptor_set';

@@ -7,14 +7,41 @@ export const Streams = {
   transactions: 'TOLL_TX',
   /** Records that could not be accepted or processed, with the reason: tolls.dlq.<source>. */
   deadLetters: 'TOLL_DLQ',
+  /**
+   * Window results of the windower: tolls.agg.spend.<account shard>, tolls.agg.traffic.<partition>,
+   * and records too late for any window: tolls.agg.late.<partition>.
+   */
+  aggregates: 'TOLL_AGG',
+  /** Alerts for customers and operations: tolls.alerts.<kind>. */
+  alerts: 'TOLL_ALERTS',
 } as const;
+
+/** Kinds of alert, each its own subject so consumers can filter. */
+export type AlertKind = 'spending' | 'traffic';
 
 export const Subjects = {
   transactionsAll: 'tolls.tx.>',
   transactionPartition: (partition: number): string => `tolls.tx.${partition}`,
   deadLettersAll: 'tolls.dlq.>',
   deadLetter: (source: string): string => `tolls.dlq.${source}`,
+  aggregatesAll: 'tolls.agg.>',
+  customerSpendAll: 'tolls.agg.spend.>',
+  /** Spend results of the accounts of one shard (hash(account) mod shard count). */
+  customerSpendShard: (shard: number): string => `tolls.agg.spend.${shard}`,
+  stationTrafficAll: 'tolls.agg.traffic.>',
+  stationTrafficPartition: (partition: number): string => `tolls.agg.traffic.${partition}`,
+  lateTransactionsAll: 'tolls.agg.late.>',
+  /** Transactions of one partition that came later than the allowed lateness (TransactionBatch). */
+  lateTransactionsPartition: (partition: number): string => `tolls.agg.late.${partition}`,
+  alertsAll: 'tolls.alerts.>',
+  alert: (kind: AlertKind): string => `tolls.alerts.${kind}`,
 } as const;
+
+/** The trailing number of a subject such as tolls.agg.spend.3; undefined if it has none. */
+export function trailingNumberOfSubject(subject: string): number | undefined {
+  const match = /\.(\d+)$/.exec(subject);
+  return match ? Number(match[1]) : undefined;
+}
 
 /** Parses the partition number out of a tolls.tx.<partition> subject; undefined if it is not one. */
 export function partitionOfSubject(subject: string): number | undefined {

@@ -19,6 +19,8 @@ export interface TopologyOptions {
   transactionRetentionMs: number;
   /** JetStream Nats-Msg-Id duplicate window. */
   duplicateWindowMs: number;
+  /** How long window results and alerts stay in their streams (replays by billing, traffic, warehouse). */
+  aggregateRetentionMs: number;
   /** How long dead letters are kept for inspection and re-drive. */
   deadLetterRetentionMs: number;
   /** Largest message the streams accept (a packed TransactionBatch must fit). */
@@ -31,6 +33,7 @@ export const defaultTopologyOptions: TopologyOptions = {
   transactionRetentionMs: 7 * 24 * 3600_000,
   duplicateWindowMs: 10 * 60_000,
   deadLetterRetentionMs: 30 * 24 * 3600_000,
+  aggregateRetentionMs: 7 * 24 * 3600_000,
   maxMessageBytes: 1024 * 1024,
 };
 
@@ -56,6 +59,28 @@ export function declareTopology(overrides: Partial<TopologyOptions> = {}): Topol
         storage: StorageType.File,
         num_replicas: options.replicas,
         max_age: nanos(options.transactionRetentionMs),
+        duplicate_window: nanos(options.duplicateWindowMs),
+        max_msg_size: options.maxMessageBytes,
+        discard: DiscardPolicy.Old,
+      },
+      {
+        name: Streams.aggregates,
+        subjects: [Subjects.aggregatesAll],
+        retention: RetentionPolicy.Limits,
+        storage: StorageType.File,
+        num_replicas: options.replicas,
+        max_age: nanos(options.aggregateRetentionMs),
+        duplicate_window: nanos(options.duplicateWindowMs),
+        max_msg_size: options.maxMessageBytes,
+        discard: DiscardPolicy.Old,
+      },
+      {
+        name: Streams.alerts,
+        subjects: [Subjects.alertsAll],
+        retention: RetentionPolicy.Limits,
+        storage: StorageType.File,
+        num_replicas: options.replicas,
+        max_age: nanos(options.aggregateRetentionMs),
         duplicate_window: nanos(options.duplicateWindowMs),
         max_msg_size: options.maxMessageBytes,
         discard: DiscardPolicy.Old,
