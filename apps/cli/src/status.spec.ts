@@ -41,7 +41,8 @@ describe('tollstream status (real nats-server)', () => {
     expect(after.out).toMatch(/tolls\.tx\.1\s+1/);
     expect(after.out).toMatch(/tolls\.dlq\.ingestor\s+1/);
     const json = JSON.parse((await run(['status', '--nats-url', nats.url, '--json'])).out) as Array<{ stream: string; messages: number }>;
-    expect(json.map((s) => [s.stream, s.messages])).toEqual([['TOLL_TX', 1], ['TOLL_DLQ', 1]]);
+    const counts = new Map(json.map((s) => [s.stream, s.messages]));
+    expect([counts.get('TOLL_TX'), counts.get('TOLL_DLQ'), counts.get('TOLL_AGG')]).toEqual([1, 1, 0]);
   });
 
   it('fails with a clear message and exit code 1 when NATS cannot be reached', async () => {

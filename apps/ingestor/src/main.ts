@@ -1,6 +1,4 @@
-import { connect, credsAuthenticator } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { readFileSync } from 'node:fs';
 import {
   fileDescriptorSetBase64,
   IngestServiceService,
@@ -15,7 +13,7 @@ import {
   TransactionIngest,
   TransactionLog,
 } from '@tollstream/ingest';
-import { DeadLetterPublisher, declareTopology, partitionForStation, provisionTopology } from '@tollstream/messaging';
+import { connectToBroker, DeadLetterPublisher, declareTopology, partitionForStation, provisionTopology } from '@tollstream/messaging';
 import {
   Counter,
   createLogger,
@@ -75,12 +73,7 @@ void runService({
       registers: [registry],
     });
 
-    const nc = await connect({
-      servers: config.NATS_URL.split(','),
-      name: 'ingestor',
-      maxReconnectAttempts: -1,
-      authenticator: config.NATS_CREDS_FILE ? credsAuthenticator(readFileSync(config.NATS_CREDS_FILE)) : undefined,
-    });
+    const nc = await connectToBroker({ url: config.NATS_URL, credsFile: config.NATS_CREDS_FILE, name: 'ingestor' });
     const jsm = await jetstreamManager(nc);
     const topology = declareTopology({
       transactionPartitions: config.TOLL_TX_PARTITIONS,

@@ -14,7 +14,12 @@ export const Streams = {
   aggregates: 'TOLL_AGG',
   /** Alerts for customers and operations: tolls.alerts.<kind>. */
   alerts: 'TOLL_ALERTS',
+  /** Changes of account state made through the account API (e.g. spending thresholds): tolls.accounts.<kind>. */
+  accounts: 'TOLL_ACCOUNTS',
 } as const;
+
+/** The windower's aggregates. */
+export type WindowedAggregate = 'spend' | 'traffic';
 
 /** Kinds of alert, each its own subject so consumers can filter. */
 export type AlertKind = 'spending' | 'traffic';
@@ -31,10 +36,16 @@ export const Subjects = {
   stationTrafficAll: 'tolls.agg.traffic.>',
   stationTrafficPartition: (partition: number): string => `tolls.agg.traffic.${partition}`,
   lateTransactionsAll: 'tolls.agg.late.>',
-  /** Transactions of one partition that came later than the allowed lateness (TransactionBatch). */
-  lateTransactionsPartition: (partition: number): string => `tolls.agg.late.${partition}`,
+  /**
+   * Transactions of one partition that came later than the allowed lateness of an aggregate's
+   * windows (TransactionBatch): billing applies late spend from here, the warehouse has them anyway.
+   */
+  lateTransactions: (aggregate: WindowedAggregate, partition: number): string => `tolls.agg.late.${aggregate}.${partition}`,
   alertsAll: 'tolls.alerts.>',
   alert: (kind: AlertKind): string => `tolls.alerts.${kind}`,
+  accountEventsAll: 'tolls.accounts.>',
+  /** SpendingThresholdChanged events (tolls.accounts.v1), one per change of an account's threshold. */
+  spendingThresholdChanges: 'tolls.accounts.thresholds',
 } as const;
 
 /** The trailing number of a subject such as tolls.agg.spend.3; undefined if it has none. */

@@ -1,5 +1,6 @@
+export { connectToBroker, type BrokerConnectionOptions } from './connect';
 export { DeadLetterPublisher, type DeadLetterInput } from './dead-letters';
-export { partitionForStation } from './partitioning';
+export { partitionForStation, shardForAccount } from './partitioning';
 export {
   declareTopology,
   defaultTopologyOptions,

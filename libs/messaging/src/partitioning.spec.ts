@@ -1,5 +1,12 @@
 import fc from 'fast-check';
-import { partitionForStation } from './partitioning';
+import { partitionForStation, shardForAccount } from './partitioning';
+
+describe('shardForAccount', () => {
+  it('is the same FNV-1a hash of the account id, so every reader computes the same shard', () => {
+    expect(shardForAccount('acct-42', 8)).toBe(fnv1a('acct-42') % 8);
+    expect(shardForAccount('acct-42', 1)).toBe(0);
+  });
+});
 
 describe('partitionForStation', () => {
   it('is the FNV-1a hash of the station id: fixed values that must never change (ADR 0004)', () => {

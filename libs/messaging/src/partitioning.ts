@@ -4,10 +4,22 @@
  * in one partition and per-station order and counts are complete there.
  */
 export function partitionForStation(stationId: string, partitionCount: number): number {
+  return fnv1a(stationId) % partitionCount;
+}
+
+/**
+ * Shard of the spend results (tolls.agg.spend.<shard>) that an account's results go to: readers
+ * that keep per-account state (billing) scale out by shard without two of them touching one account.
+ */
+export function shardForAccount(accountId: string, shardCount: number): number {
+  return fnv1a(accountId) % shardCount;
+}
+
+function fnv1a(text: string): number {
   let hash = 0x811c9dc5;
-  for (let i = 0; i < stationId.length; i++) {
-    hash ^= stationId.charCodeAt(i);
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
     hash = Math.imul(hash, 0x01000193);
   }
-  return (hash >>> 0) % partitionCount;
+  return hash >>> 0;
 }

@@ -86,6 +86,18 @@ export function declareTopology(overrides: Partial<TopologyOptions> = {}): Topol
         discard: DiscardPolicy.Old,
       },
       {
+        name: Streams.accounts,
+        subjects: [Subjects.accountEventsAll],
+        retention: RetentionPolicy.Limits,
+        storage: StorageType.File,
+        num_replicas: options.replicas,
+        // Account state changes are the record of what customers asked for: kept like dead letters.
+        max_age: nanos(options.deadLetterRetentionMs),
+        duplicate_window: nanos(options.duplicateWindowMs),
+        max_msg_size: options.maxMessageBytes,
+        discard: DiscardPolicy.Old,
+      },
+      {
         name: Streams.deadLetters,
         subjects: [Subjects.deadLettersAll],
         retention: RetentionPolicy.Limits,

@@ -14,8 +14,8 @@ export const portSchema = z.coerce
   .min(0, { error: 'expected a number from 0 to 65535' })
   .max(65535, { error: 'expected a number from 0 to 65535' });
 
-const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-const DURATION_HINT = 'expected a duration such as 500ms, 30s, 5m, 1h or a plain number of milliseconds';
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const DURATION_HINT = 'expected a duration such as 500ms, 30s, 5m, 1h, 1d or a plain number of milliseconds';
 
 /** A duration in milliseconds; accepts "1500", "1500ms", "30s", "5m", "1h" (and numbers, for defaults). */
 export const durationMsSchema = z.union([z.number(), z.string()]).transform((value, ctx) => {
@@ -24,7 +24,7 @@ export const durationMsSchema = z.union([z.number(), z.string()]).transform((val
     ctx.addIssue({ code: 'custom', message: DURATION_HINT });
     return z.NEVER;
   }
-  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/i.exec(value);
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/i.exec(value);
   if (!match) {
     ctx.addIssue({ code: 'custom', message: DURATION_HINT });
     return z.NEVER;

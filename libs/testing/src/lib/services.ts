@@ -81,3 +81,16 @@ export function startIngestor(options: StartIngestorOptions): Promise<ServicePro
     },
   });
 }
+
+export interface StartWindowerOptions {
+  natsUrl: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export function startWindower(options: StartWindowerOptions): Promise<ServiceProcess> {
+  return startService({
+    app: 'windower',
+    httpPortVariable: 'WINDOWER_HTTP_PORT',
+    env: { NATS_URL: options.natsUrl, LOG_LEVEL: 'info', ...options.env },
+  });
+}

@@ -1,0 +1,12 @@
+export { CheckpointStore, CHECKPOINT_BUCKET } from './checkpoint-store';
+export {
+  PartitionProcessor,
+  type AggregateWindowing,
+  type OutgoingMessage,
+  type PartitionProcessorOptions,
+  type ProcessedInput,
+} from './partition-processor';
+export { assignPartitions, LEASE_BUCKET, MEMBER_BUCKET } from './partition-leases';
+export type { WindowerObserver } from './partition-runner';
+export { Windower, type WindowerEvents, type WindowerOptions } from './windower';
+export { alignedIn, isValidTimeZone, stationTimeZonesSchema, windowSpecSchema } from './window-config';

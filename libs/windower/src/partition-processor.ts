@@ -1,0 +1,336 @@
+import {
+  CustomerSpendBatch,
+  type CustomerSpendWindow,
+  type IngestedTransaction,
+  StationTrafficBatch,
+  type StationTrafficWindow,
+  Subjects,
+  TransactionBatch,
+  type VehicleClassCount,
+  type WindowedAggregate,
+} from '@tollstream/contracts';
+import { shardForAccount } from '@tollstream/messaging';
+import { WindowEngine, type WindowEngineOptions, type WindowResult, type WindowSpec } from '@tollstream/windowing';
+
+/** How one aggregate is windowed. */
+export interface AggregateWindowing {
+  window: WindowSpec;
+  outOfOrdernessMs: number;
+  allowedLatenessMs: number;
+}
+
+export interface PartitionProcessorOptions {
+  partition: number;
+  customerSpend: AggregateWindowing;
+  stationTraffic: AggregateWindowing;
+  /** A partition without records for this long (in log time) lets its watermark follow log time. */
+  idleTimeoutMs: number;
+  /** IANA zone of a station, for station traffic windows aligned to its local day. */
+  stationTimeZone: (stationId: string) => string;
+  /** Spend results go to tolls.agg.spend.<shard>, shard = hash(account) mod this. */
+  spendShards: number;
+  /** Window results per output message (each message must stay under the broker's size limit). */
+  maxResultsPerMessage: number;
+  /** A traffic batch without windows still goes out when the watermark moved this much, so readers see slots end. */
+  watermarkPublishIntervalMs: number;
+}
+
+/** A message to publish: deterministic id, so that reprocessing the same input is absorbed. */
+export interface OutgoingMessage {
+  subject: string;
+  msgId: string;
+  payload: Uint8Array;
+  /** Window results in the message (0 for late records and watermark-only batches). */
+  results: number;
+}
+
+export interface ProcessedInput {
+  messages: OutgoingMessage[];
+  records: number;
+  lateForSpend: number;
+  lateForTraffic: number;
+  /** Records without a customer account (plate-only passes): no spend window, still counted as traffic. */
+  withoutAccount: number;
+  /** Set when the input message is not a TransactionBatch: the caller dead-letters it. */
+  undecodable?: string;
+}
+
+/** Number of vehicle classes: sub-keys of the traffic windows are VehicleClass values. */
+const VEHICLE_CLASSES = 7;
+const SNAPSHOT_FORMAT = 1;
+
+/**
+ * The windower's work for one partition of the transaction stream, without I/O: input messages in,
+ * messages to publish out. Deterministic: the same input sequence from the same state gives the
+ * same output messages byte for byte (ids included). That is what makes recovery exact: restore a
+ * snapshot taken at input sequence S, process the stream again from S + 1, and every output that
+ * was published before the crash is published again identically and absorbed by JetStream dedup
+ * (and by readers that keep the latest revision per result id). See docs/adr/0006.
+ *
+ * Spend is keyed by currency + account (the first 3 characters of the key are the ISO code), so
+ * results never mix currencies; traffic is keyed by station with vehicle classes as sub-keys.
+ */
+export class PartitionProcessor {
+  private lastSequenceProcessed = 0;
+  private lastPublishedWatermarkMs = Number.MIN_SAFE_INTEGER;
+
+  private constructor(
+    private readonly options: PartitionProcessorOptions,
+    private readonly spend: WindowEngine,
+    private readonly traffic: WindowEngine,
+  ) {}
+
+  static create(options: PartitionProcessorOptions): PartitionProcessor {
+    validateOptions(options);
+    return new PartitionProcessor(
+      options,
+      new WindowEngine(spendEngineOptions(options)),
+      new WindowEngine(trafficEngineOptions(options)),
+    );
+  }
+
+  /** Input sequence (TOLL_TX stream sequence) of the last message processed; 0 if none. */
+  get lastSequence(): number {
+    return this.lastSequenceProcessed;
+  }
+
+  get watermarkMs(): number {
+    return Math.min(this.spend.watermarkMs, this.traffic.watermarkMs);
+  }
+
+  get openWindows(): { customerSpend: number; stationTraffic: number } {
+    return { customerSpend: this.spend.openWindowCount, stationTraffic: this.traffic.openWindowCount };
+  }
+
+  /**
+   * Processes the input message at `sequence`, appended to the stream at `logTimeMs` (the broker's
+   * timestamp: stored with the message, so a replay sees the same value).
+   */
+  process(sequence: number, logTimeMs: number, data: Uint8Array): ProcessedInput {
+    if (sequence <= this.lastSequenceProcessed) {
+      throw new Error(`input sequence ${sequence} of partition ${this.options.partition} was already processed (last ${this.lastSequenceProcessed})`);
+    }
+    this.lastSequenceProcessed = sequence;
+    const outcome: ProcessedInput = { messages: [], records: 0, lateForSpend: 0, lateForTraffic: 0, withoutAccount: 0 };
+    let batch: TransactionBatch;
+    try {
+      batch = TransactionBatch.decode(data);
+    } catch (error) {
+      outcome.undecodable = `not a TransactionBatch: ${error instanceof Error ? error.message : String(error)}`;
+      // Time still passes for this partition.
+      this.spend.advanceLogTime(logTimeMs, false);
+      this.traffic.advanceLogTime(logTimeMs, false);
+      this.emit(sequence, outcome, [], []);
+      return outcome;
+    }
+    const lateSpend: IngestedTransaction[] = [];
+    const lateTraffic: IngestedTransaction[] = [];
+    for (const ingested of batch.transactions) {
+      const transaction = ingested.transaction;
+      // The ingestor validated every record (ADR 0003); a record without event time cannot be windowed.
+      if (!transaction?.occurredAt) continue;
+      outcome.records++;
+      const eventTimeMs = transaction.occurredAt.getTime();
+      if (transaction.accountId === '') {
+        outcome.withoutAccount++;
+      } else if (
+        this.spend.add({ key: transaction.currency + transaction.accountId, eventTimeMs, value: transaction.amountMinor }) === 'late'
+      ) {
+        lateSpend.push(ingested);
+      }
+      const vehicleClass = transaction.vehicleClass >= 0 && transaction.vehicleClass < VEHICLE_CLASSES ? transaction.vehicleClass : 0;
+      if (this.traffic.add({ key: transaction.stationId, eventTimeMs, value: 1, subKey: vehicleClass }) === 'late') {
+        lateTraffic.push(ingested);
+      }
+    }
+    const carriedRecords = outcome.records > 0;
+    this.spend.advanceLogTime(logTimeMs, carriedRecords);
+    this.traffic.advanceLogTime(logTimeMs, carriedRecords);
+    outcome.lateForSpend = lateSpend.length;
+    outcome.lateForTraffic = lateTraffic.length;
+    this.emit(sequence, outcome, lateSpend, lateTraffic);
+    return outcome;
+  }
+
+  private emit(sequence: number, outcome: ProcessedInput, lateSpend: IngestedTransaction[], lateTraffic: IngestedTransaction[]): void {
+    const { partition } = this.options;
+    this.emitLate('spend', sequence, lateSpend, outcome);
+    this.emitLate('traffic', sequence, lateTraffic, outcome);
+    this.emitSpend(sequence, this.spend.takeResults(), outcome);
+    const trafficResults = this.traffic.takeResults();
+    const watermarkMs = this.traffic.watermarkMs;
+    const watermarkMoved = watermarkMs - this.lastPublishedWatermarkMs >= this.options.watermarkPublishIntervalMs;
+    if (trafficResults.length > 0 || (watermarkMoved && watermarkMs > Number.MIN_SAFE_INTEGER)) {
+      this.lastPublishedWatermarkMs = watermarkMs;
+      const watermark = new Date(watermarkMs);
+      const windows = trafficResults.map((result) => this.stationTrafficWindow(result));
+      // A watermark-only batch (no windows) is one message too.
+      forEachChunk(windows, this.options.maxResultsPerMessage, true, (chunk, index) => {
+        const batchId = `traffic-${partition}-${sequence}-${index}`;
+        outcome.messages.push({
+          subject: Subjects.stationTrafficPartition(partition),
+          msgId: batchId,
+          payload: StationTrafficBatch.encode({ batchId, sourcePartition: partition, inputSequence: sequence, watermark, windows: chunk }).finish(),
+          results: chunk.length,
+        });
+      });
+    }
+  }
+
+  private emitSpend(sequence: number, results: WindowResult[], outcome: ProcessedInput): void {
+    if (results.length === 0) return;
+    const { partition, spendShards } = this.options;
+    const byShard = new Map<number, CustomerSpendWindow[]>();
+    for (const result of results) {
+      const window = this.customerSpendWindow(result);
+      const shard = shardForAccount(window.accountId, spendShards);
+      let list = byShard.get(shard);
+      if (!list) byShard.set(shard, (list = []));
+      list.push(window);
+    }
+    const watermark = new Date(this.spend.watermarkMs);
+    // Shards in ascending order: the output must not depend on anything but the input.
+    for (const shard of [...byShard.keys()].sort((a, b) => a - b)) {
+      forEachChunk(byShard.get(shard) ?? [], this.options.maxResultsPerMessage, false, (chunk, index) => {
+        const batchId = `spend-${partition}-${sequence}-${shard}-${index}`;
+        outcome.messages.push({
+          subject: Subjects.customerSpendShard(shard),
+          msgId: batchId,
+          payload: CustomerSpendBatch.encode({ batchId, sourcePartition: partition, inputSequence: sequence, watermark, windows: chunk }).finish(),
+          results: chunk.length,
+        });
+      });
+    }
+  }
+
+  private emitLate(aggregate: WindowedAggregate, sequence: number, late: IngestedTransaction[], outcome: ProcessedInput): void {
+    if (late.length === 0) return;
+    const { partition } = this.options;
+    // Late records are at most the input message's records, so they fit one message as the input did.
+    const batchId = `late-${aggregate}-${partition}-${sequence}`;
+    outcome.messages.push({
+      subject: Subjects.lateTransactions(aggregate, partition),
+      msgId: batchId,
+      payload: TransactionBatch.encode({ batchId, transactions: late }).finish(),
+      results: 0,
+    });
+  }
+
+  private customerSpendWindow(result: WindowResult): CustomerSpendWindow {
+    const currency = result.key.slice(0, 3);
+    const accountId = result.key.slice(3);
+    const { partition } = this.options;
+    return {
+      resultId: `spend/${accountId}/${currency}/p${partition}/${result.startMs}-${result.endMs}/r${result.revision}`,
+      accountId,
+      currency,
+      windowStart: new Date(result.startMs),
+      windowEnd: new Date(result.endMs),
+      // A retracted window (session merged into another) no longer holds anything.
+      amountMinor: result.retracted ? 0 : result.sum,
+      transactionCount: result.retracted ? 0 : result.count,
+      revision: result.revision,
+      sourcePartition: partition,
+      lastOccurredAt: new Date(result.maxEventTimeMs),
+    };
+  }
+
+  private stationTrafficWindow(result: WindowResult): StationTrafficWindow {
+    const countsByClass: VehicleClassCount[] = [];
+    if (!result.retracted) {
+      result.countsBySubKey?.forEach((vehicleCount, vehicleClass) => {
+        if (vehicleCount > 0) countsByClass.push({ vehicleClass, vehicleCount });
+      });
+    }
+    return {
+      resultId: `traffic/${result.key}/${result.startMs}-${result.endMs}/r${result.revision}`,
+      stationId: result.key,
+      windowStart: new Date(result.startMs),
+      windowEnd: new Date(result.endMs),
+      timeZone: result.timeZone,
+      vehicleCount: result.retracted ? 0 : result.count,
+      countsByClass,
+      revision: result.revision,
+      sourcePartition: this.options.partition,
+    };
+  }
+
+  /**
+   * The processor's state as frames: a header, then the spend engine's chunks, then the traffic
+   * engine's. Framing is the caller's (the checkpoint store); here each item is one frame.
+   */
+  *snapshotFrames(): Generator<SnapshotFrame> {
+    yield {
+      kind: 'header',
+      data: new TextEncoder().encode(
+        JSON.stringify({
+          format: SNAPSHOT_FORMAT,
+          partition: this.options.partition,
+          lastSequence: this.lastSequenceProcessed,
+          lastPublishedWatermarkMs: this.lastPublishedWatermarkMs,
+        }),
+      ),
+    };
+    for (const data of this.spend.snapshotChunks()) yield { kind: 'customer-spend', data };
+    for (const data of this.traffic.snapshotChunks()) yield { kind: 'station-traffic', data };
+  }
+
+  static restore(options: PartitionProcessorOptions, frames: Iterable<SnapshotFrame>): PartitionProcessor {
+    validateOptions(options);
+    let header: { format: number; partition: number; lastSequence: number; lastPublishedWatermarkMs: number } | undefined;
+    const spendChunks: Uint8Array[] = [];
+    const trafficChunks: Uint8Array[] = [];
+    for (const frame of frames) {
+      if (frame.kind === 'header') header = JSON.parse(new TextDecoder().decode(frame.data));
+      else if (frame.kind === 'customer-spend') spendChunks.push(frame.data);
+      else trafficChunks.push(frame.data);
+    }
+    if (!header || header.format !== SNAPSHOT_FORMAT) throw new Error(`snapshot has no header of format ${SNAPSHOT_FORMAT}`);
+    if (header.partition !== options.partition) {
+      throw new Error(`snapshot is of partition ${header.partition}, not ${options.partition}`);
+    }
+    const processor = new PartitionProcessor(
+      options,
+      WindowEngine.restore(spendEngineOptions(options), spendChunks),
+      WindowEngine.restore(trafficEngineOptions(options), trafficChunks),
+    );
+    processor.lastSequenceProcessed = header.lastSequence;
+    processor.lastPublishedWatermarkMs = header.lastPublishedWatermarkMs;
+    return processor;
+  }
+}
+
+export type SnapshotFrameKind = 'header' | 'customer-spend' | 'station-traffic';
+export interface SnapshotFrame {
+  kind: SnapshotFrameKind;
+  data: Uint8Array;
+}
+
+function spendEngineOptions(options: PartitionProcessorOptions): WindowEngineOptions {
+  return { ...options.customerSpend, idleTimeoutMs: options.idleTimeoutMs };
+}
+
+function trafficEngineOptions(options: PartitionProcessorOptions): WindowEngineOptions {
+  return {
+    ...options.stationTraffic,
+    idleTimeoutMs: options.idleTimeoutMs,
+    timeZoneOfKey: options.stationTimeZone,
+    subKeyCount: VEHICLE_CLASSES,
+  };
+}
+
+function validateOptions(options: PartitionProcessorOptions): void {
+  const positive: Array<[string, number]> = [
+    ['spendShards', options.spendShards],
+    ['maxResultsPerMessage', options.maxResultsPerMessage],
+    ['watermarkPublishIntervalMs', options.watermarkPublishIntervalMs],
+  ];
+  for (const [name, value] of positive) {
+    if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${value}`);
+  }
+}
+
+function forEachChunk<T>(items: T[], size: number, evenIfEmpty: boolean, action: (chunk: T[], index: number) => void): void {
+  if (items.length === 0 && evenIfEmpty) action([], 0);
+  for (let start = 0, index = 0; start < items.length; start += size, index++) action(items.slice(start, start + size), index);
+}

@@ -1,0 +1,106 @@
+import type { JetStreamClient } from '@nats-io/jetstream';
+import type { DeadLetterPublisher } from '@tollstream/messaging';
+import { CheckpointStore } from './checkpoint-store';
+import type { PartitionProcessorOptions } from './partition-processor';
+import { PartitionLeases } from './partition-leases';
+import { PartitionRunner, type PartitionRunnerSettings, type WindowerObserver } from './partition-runner';
+
+export interface WindowerOptions {
+  instanceId: string;
+  /** Partitions of the transaction stream (TOLL_TX_PARTITIONS). */
+  partitions: number;
+  replicas: number;
+  leaseTtlMs: number;
+  renewIntervalMs: number;
+  processor: Omit<PartitionProcessorOptions, 'partition'>;
+  /** Changes whenever the window configuration changes: old state is then not restored. */
+  configFingerprint: string;
+  checkpointIntervalMs: number;
+  heartbeatIntervalMs: number;
+  maxPublishesInFlight: number;
+}
+
+export interface WindowerEvents extends WindowerObserver {
+  ownership?(partitions: number[]): void;
+  leaseError?(error: unknown): void;
+}
+
+/**
+ * One windower instance: takes the partitions that its leases give it, runs each, and hands them
+ * over (checkpoint first) when the assignment changes or on shutdown.
+ */
+export class Windower {
+  private readonly runners = new Map<number, PartitionRunner>();
+
+  private constructor(
+    private readonly options: WindowerOptions,
+    private readonly js: JetStreamClient,
+    private readonly checkpoints: CheckpointStore,
+    private readonly deadLetters: DeadLetterPublisher,
+    private readonly events: WindowerEvents,
+    private leases?: PartitionLeases,
+  ) {}
+
+  static async start(js: JetStreamClient, deadLetters: DeadLetterPublisher, options: WindowerOptions, events: WindowerEvents = {}): Promise<Windower> {
+    const checkpoints = await CheckpointStore.open(js, { replicas: options.replicas });
+    const windower = new Windower(options, js, checkpoints, deadLetters, events);
+    windower.leases = await PartitionLeases.open(
+      js,
+      {
+        instanceId: options.instanceId,
+        partitions: options.partitions,
+        leaseTtlMs: options.leaseTtlMs,
+        renewIntervalMs: options.renewIntervalMs,
+        replicas: options.replicas,
+      },
+      {
+        acquired: (partition) => windower.startPartition(partition),
+        lost: (partition) => void windower.stopPartition(partition, false),
+        release: (partition) => windower.stopPartition(partition, true),
+      },
+      (error) => events.leaseError?.(error),
+    );
+    windower.leases.start();
+    return windower;
+  }
+
+  get ownedPartitions(): number[] {
+    return [...this.runners.keys()].sort((a, b) => a - b);
+  }
+
+  /** Checkpoints and releases every partition, so that other instances take over at once. */
+  async stop(): Promise<void> {
+    await this.leases?.stop();
+    await Promise.all(this.ownedPartitions.map((partition) => this.stopPartition(partition, true)));
+  }
+
+  private startPartition(partition: number): void {
+    if (this.runners.has(partition)) return;
+    const settings: PartitionRunnerSettings = {
+      checkpointIntervalMs: this.options.checkpointIntervalMs,
+      heartbeatIntervalMs: this.options.heartbeatIntervalMs,
+      maxPublishesInFlight: this.options.maxPublishesInFlight,
+      checkpointName: (p) => `partition-${p}-${this.options.configFingerprint}`,
+    };
+    const runner = new PartitionRunner(
+      partition,
+      this.js,
+      this.checkpoints,
+      this.deadLetters,
+      { ...this.options.processor, partition },
+      settings,
+      this.events,
+    );
+    this.runners.set(partition, runner);
+    runner.start();
+    this.events.ownership?.(this.ownedPartitions);
+  }
+
+  private async stopPartition(partition: number, checkpoint: boolean): Promise<void> {
+    const runner = this.runners.get(partition);
+    if (!runner) return;
+    this.runners.delete(partition);
+    await runner.stop(checkpoint);
+    this.events.ownership?.(this.ownedPartitions);
+  }
+}

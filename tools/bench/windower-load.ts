@@ -1,0 +1,219 @@
+/**
+ * Windower benchmark: throughput of one windower process on a pre-filled transaction stream, beside
+ * the raw JetStream consume rate of the same stream in the same run; and peak RSS with 1,000,000
+ * distinct accounts in open spend windows.
+ */
+import { connect } from '@nats-io/transport-node';
+import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Subjects, TransactionBatch, VehicleClass, type IngestedTransaction } from '@tollstream/contracts';
+import { declareTopology, partitionForStation, provisionTopology } from '@tollstream/messaging';
+import { startNats, startWindower, waitFor } from '@tollstream/testing';
+import { cpuSeconds, peakRssMiB } from './stats';
+
+const PARTITIONS = 8;
+const RECORDS_PER_MESSAGE = 500;
+
+export interface WindowerBenchFigures {
+  records: number;
+  rawConsumeRecordsPerSecond: number;
+  rawConsumeAndDecodeRecordsPerSecond: number;
+  windowerRecordsPerSecond: number;
+  windowerResultsPublished: number;
+  windowerCpuCoresUsed: number;
+  windowerPeakRssMiB?: number;
+  openWindowsAccounts: number;
+  openWindowsPeakRssMiB?: number;
+  openWindowsRecordsPerSecond: number;
+}
+
+interface FillShape {
+  records: number;
+  accounts: number;
+  stations: number;
+  /** Event time of the first record and the spacing between records. */
+  startMs: number;
+  spacingMs: number;
+  /** Account of record i: i mod accounts (distinct accounts when accounts >= records). */
+}
+
+/** Publishes packed batches straight to TOLL_TX (the ingestor is measured elsewhere). */
+async function fillStream(natsUrl: string, shape: FillShape): Promise<void> {
+  const nc = await connect({ servers: natsUrl });
+  try {
+    const jsm = await jetstreamManager(nc);
+    await provisionTopology(jsm, declareTopology({ transactionPartitions: PARTITIONS }));
+    const js = jetstream(nc);
+    const byPartition: IngestedTransaction[][] = Array.from({ length: PARTITIONS }, () => []);
+    const pending: Array<Promise<unknown>> = [];
+    let batchNumber = 0;
+    const flush = async (partition: number) => {
+      const transactions = byPartition[partition];
+      byPartition[partition] = [];
+      const batchId = `bench-${batchNumber++}`;
+      pending.push(js.publish(Subjects.transactionPartition(partition), TransactionBatch.encode({ batchId, transactions }).finish(), { msgID: batchId }));
+      if (pending.length >= 64) await Promise.all(pending.splice(0));
+    };
+    for (let i = 0; i < shape.records; i++) {
+      const stationId = `st-${String(i % shape.stations).padStart(3, '0')}`;
+      const partition = partitionForStation(stationId, PARTITIONS);
+      const at = new Date(shape.startMs + i * shape.spacingMs);
+      byPartition[partition].push({
+        transaction: {
+          transactionId: `tx-${i}`,
+          stationId,
+          laneId: 'L1',
+          tagId: `TAG-${i % shape.accounts}`,
+          plate: 'AB 123',
+          accountId: `acct-${i % shape.accounts}`,
+          vehicleClass: VehicleClass.VEHICLE_CLASS_CAR,
+          amountMinor: 250,
+          currency: 'USD',
+          occurredAt: at,
+        },
+        ingestedAt: at,
+        partition,
+      });
+      if (byPartition[partition].length === RECORDS_PER_MESSAGE) await flush(partition);
+    }
+    for (let partition = 0; partition < PARTITIONS; partition++) if (byPartition[partition].length > 0) await flush(partition);
+    await Promise.all(pending);
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Reads the whole stream with an ordered consumer, optionally decoding every batch. */
+async function rawConsume(natsUrl: string, decode: boolean): Promise<number> {
+  const nc = await connect({ servers: natsUrl });
+  try {
+    const js = jetstream(nc);
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info('TOLL_TX');
+    const consumer = await js.consumers.get('TOLL_TX', { deliver_policy: DeliverPolicy.All });
+    const messages = await consumer.consume({ max_messages: 256 });
+    let records = 0;
+    let read = 0;
+    const started = performance.now();
+    for await (const message of messages) {
+      records += decode ? TransactionBatch.decode(message.data).transactions.length : RECORDS_PER_MESSAGE;
+      if (++read >= info.state.messages) break;
+    }
+    return Math.round(records / ((performance.now() - started) / 1000));
+  } finally {
+    await nc.close();
+  }
+}
+
+/** A metric's value from a service's /metrics: the sum over the series whose labels contain `labels`. */
+async function metric(httpPort: number, name: string, labels = ''): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if ((line.startsWith(name + ' ') || line.startsWith(name + '{')) && line.includes(labels)) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return total;
+}
+
+/** Runs one windower until it has read `records`; returns records/s from its first record on. */
+async function runWindower(natsUrl: string, records: number, env: NodeJS.ProcessEnv) {
+  const windower = await startWindower({ natsUrl, env: { TOLL_TX_PARTITIONS: String(PARTITIONS), ...env } });
+  try {
+    let firstAt = 0;
+    let cpuAtFirst = 0;
+    await waitFor(
+      async () => {
+        const read = await metric(windower.httpPort, 'tollstream_windower_records_total');
+        if (read > 0 && firstAt === 0) {
+          firstAt = performance.now();
+          cpuAtFirst = cpuSeconds(windower.pid) ?? 0;
+        }
+        return read >= records;
+      },
+      { timeoutMs: 600_000, intervalMs: 50, description: 'the windower read every record' },
+    );
+    const seconds = (performance.now() - firstAt) / 1000;
+    const cpu = (cpuSeconds(windower.pid) ?? 0) - cpuAtFirst;
+    return {
+      recordsPerSecond: Math.round(records / seconds),
+      cpuCores: Math.round((cpu / seconds) * 100) / 100,
+      results: await metric(windower.httpPort, 'tollstream_windower_results_total'),
+      openSpendWindows: await metric(windower.httpPort, 'tollstream_windower_open_windows', 'aggregate="customer_spend"'),
+      peakRssMiB: peakRssMiB(windower.pid),
+    };
+  } finally {
+    await windower.stop();
+  }
+}
+
+export async function runWindowerBench(options: { records: number; openAccounts: number }): Promise<WindowerBenchFigures> {
+  // Throughput: realistic keys (100k accounts, 64 stations), event time moving 1 ms per record, so
+  // 1-second spend windows close continuously and results flow out all the time.
+  const throughputNats = await startNats();
+  let throughput: Awaited<ReturnType<typeof runWindower>>;
+  let rawConsumeRecordsPerSecond: number;
+  let rawConsumeAndDecodeRecordsPerSecond: number;
+  try {
+    await fillStream(throughputNats.url, {
+      records: options.records,
+      accounts: 100_000,
+      stations: 64,
+      startMs: Date.now() - 3 * 3600_000,
+      spacingMs: 1,
+    });
+    rawConsumeRecordsPerSecond = await rawConsume(throughputNats.url, false);
+    rawConsumeAndDecodeRecordsPerSecond = await rawConsume(throughputNats.url, true);
+    throughput = await runWindower(throughputNats.url, options.records, {});
+  } finally {
+    await throughputNats.stop();
+  }
+
+  // Memory: every record a distinct account, all inside one 10-minute window that stays open
+  // (event times ahead of the log clock, so the idle rule does not close it).
+  const memoryNats = await startNats();
+  let memory: Awaited<ReturnType<typeof runWindower>>;
+  try {
+    const windowStart = Math.ceil((Date.now() + 3600_000) / 600_000) * 600_000;
+    await fillStream(memoryNats.url, {
+      records: options.openAccounts,
+      accounts: options.openAccounts,
+      stations: 64,
+      startMs: windowStart,
+      spacingMs: 300_000 / options.openAccounts,
+    });
+    memory = await runWindower(memoryNats.url, options.openAccounts, { SPEND_WINDOW: 'tumbling:10m' });
+  } finally {
+    await memoryNats.stop();
+  }
+  return {
+    records: options.records,
+    rawConsumeRecordsPerSecond,
+    rawConsumeAndDecodeRecordsPerSecond,
+    windowerRecordsPerSecond: throughput.recordsPerSecond,
+    windowerResultsPublished: throughput.results,
+    windowerCpuCoresUsed: throughput.cpuCores,
+    windowerPeakRssMiB: throughput.peakRssMiB === undefined ? undefined : Math.round(throughput.peakRssMiB),
+    openWindowsAccounts: memory.openSpendWindows,
+    openWindowsPeakRssMiB: memory.peakRssMiB === undefined ? undefined : Math.round(memory.peakRssMiB),
+    openWindowsRecordsPerSecond: memory.recordsPerSecond,
+  };
+}
+
+export function printWindowerBench(figures: WindowerBenchFigures): void {
+  console.log('Windower (one process) on a pre-filled stream, beside raw JetStream consumption of the same stream');
+  console.table({
+    'raw consume, ordered consumer (records/s)': figures.rawConsumeRecordsPerSecond,
+    'raw consume + protobuf decode (records/s)': figures.rawConsumeAndDecodeRecordsPerSecond,
+    'windower (records/s)': figures.windowerRecordsPerSecond,
+    'target (records/s)': 150_000,
+    'window results published': figures.windowerResultsPublished,
+    'windower CPU (cores)': figures.windowerCpuCoresUsed,
+    'windower peak RSS (MiB)': figures.windowerPeakRssMiB,
+  });
+  console.log('Windower holding 1,000,000 distinct accounts in open spend windows (tumbling:10m)');
+  console.table({
+    'open spend windows': figures.openWindowsAccounts,
+    'peak RSS (MiB)': figures.openWindowsPeakRssMiB,
+    'target peak RSS (MiB)': 512,
+    'records/s while filling': figures.openWindowsRecordsPerSecond,
+  });
+}
