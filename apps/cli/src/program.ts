@@ -14,6 +14,8 @@ import { barReporter, plainReporter, silentReporter, type ProgressReporter } fro
 import { writeSampleFile } from './sample-data';
 import { runStatus, type StatusCommandOptions } from './status';
 import { ExitCode, exitCodeFor, formatSummary } from './send-report';
+import { resultFormats } from '@tollstream/warehouse';
+import { runMigrate, runSql, WarehouseCommandError, type MigrateCommandOptions, type SqlCommandOptions } from './warehouse';
 
 /** What the command line touches of the process; tests pass their own. */
 export interface CliIo {
@@ -282,6 +284,51 @@ retries); 130 interrupted (Ctrl-C): rerun the same command to resume.`,
         throw new FatalCliError(`cannot read the streams: ${error instanceof Error ? error.message : String(error)}`);
       }
     });
+
+  // Warehouse commands (docs/bi.md).
+  const warehouseOptions = (command: Command): Command =>
+    command
+      .addOption(new Option('--clickhouse-url <url>', 'a ClickHouse server (env CLICKHOUSE_URL); else the embedded warehouse').default(io.env.CLICKHOUSE_URL || undefined))
+      .addOption(
+        new Option('--data-dir <dir>', 'data directory of the embedded warehouse (env WAREHOUSE_DATA_DIR)').default(
+          io.env.WAREHOUSE_DATA_DIR || '.tollstream/warehouse',
+        ),
+      );
+
+  warehouseOptions(
+    program
+      .command('sql')
+      .description(
+        'Run one read-only SQL statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) against the warehouse and print the result. ' +
+          'Uses CLICKHOUSE_URL when set; else the query endpoint of the running warehouse-loader; else opens the embedded warehouse.',
+      )
+      .argument('<statement>', 'e.g. "SELECT * FROM tolls.traffic_per_station_slot ORDER BY slot_start DESC LIMIT 10"')
+      .addOption(new Option('--format <format>', 'output format').choices(resultFormats).default('table'))
+      .option('--max-rows <n>', 'rows to print at most', integerOption(1, 1_000_000), 1_000),
+  ).action(async (statement: string, _options: unknown, command: Command) => {
+    try {
+      await runSql(statement, command.opts<SqlCommandOptions>(), io.stdout, io.stderr);
+    } catch (error) {
+      if (error instanceof WarehouseCommandError || (error instanceof Error && error.name === 'StatementNotAllowedError')) {
+        throw new FatalCliError(error.message);
+      }
+      throw error;
+    }
+  });
+
+  warehouseOptions(
+    program
+      .command('migrate')
+      .description('Apply the warehouse schema migrations (tables and BI views) to the configured warehouse; idempotent.')
+      .addOption(new Option('--database <name>', 'database (env WAREHOUSE_DATABASE)').default(io.env.WAREHOUSE_DATABASE || 'tolls')),
+  ).action(async (_options: unknown, command: Command) => {
+    try {
+      await runMigrate(command.opts<MigrateCommandOptions>(), io.stdout);
+    } catch (error) {
+      if (error instanceof WarehouseCommandError) throw new FatalCliError(error.message);
+      throw error;
+    }
+  });
 
   return program;
 }

@@ -10,6 +10,11 @@ export interface OpsHttpServerOptions {
   registry: Registry;
   isReady: () => boolean | Promise<boolean>;
   logger: Logger;
+  /**
+   * Extra endpoints of the service by exact path (any method; the handler answers), e.g. the warehouse
+   * loader's authenticated read-only POST /query. Checked before the built-in paths.
+   */
+  routes?: Record<string, (request: IncomingMessage, response: ServerResponse) => Promise<void>>;
 }
 
 export interface OpsHttpServer {
@@ -31,6 +36,11 @@ export async function startOpsHttpServer(options: OpsHttpServerOptions): Promise
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+    const route = options.routes && Object.hasOwn(options.routes, path) ? options.routes[path] : undefined;
+    if (route) {
+      await route(request, response);
+      return;
+    }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       sendJson(response, 405, { status: 'method not allowed' }, { allow: 'GET, HEAD' });
       return;

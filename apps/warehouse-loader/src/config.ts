@@ -1,0 +1,44 @@
+import { booleanFromEnv, durationMsSchema, portSchema } from '@tollstream/service-kit';
+import { z } from 'zod';
+
+/** Every environment variable the warehouse loader reads. The Helm chart sets exactly these. */
+export const warehouseLoaderConfigSchema = z.object({
+  NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
+  /** File with a NATS user credentials (.creds), mounted from a secret; optional locally. */
+  NATS_CREDS_FILE: z.string().optional(),
+  /** A ClickHouse server (http(s)://user:password@host:8123); when unset, the embedded engine (chDB) is used. */
+  CLICKHOUSE_URL: z.string().url().optional(),
+  /** Data directory of the embedded warehouse (ignored with CLICKHOUSE_URL). Owned by this process. */
+  WAREHOUSE_DATA_DIR: z.string().min(1).default('.tollstream/warehouse'),
+  WAREHOUSE_DATABASE: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'letters, digits and _ only').default('tolls'),
+  /** Insert when this many rows are waiting (per stream). */
+  WAREHOUSE_BATCH_MAX_ROWS: z.coerce.number().int().min(1).max(1_000_000).default(50_000),
+  /** Insert when the oldest waiting row has waited this long. */
+  WAREHOUSE_BATCH_MAX_DELAY_MS: durationMsSchema.default(500),
+  /** Insert when this many stream messages are waiting (bounds unacknowledged messages). */
+  WAREHOUSE_BATCH_MAX_MESSAGES: z.coerce.number().int().min(1).max(40_000).default(5_000),
+  /** Messages pulled ahead of processing, per stream (memory bound with the batch size). */
+  WAREHOUSE_FETCH_AHEAD_MESSAGES: z.coerce.number().int().min(1).max(10_000).default(500),
+  /** JetStream ack wait of the loader's consumers: after a crash, unacknowledged messages come again after this. */
+  WAREHOUSE_ACK_WAIT_MS: durationMsSchema.default(30_000),
+  WAREHOUSE_CONSUMER_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,48}$/).default('warehouse-loader'),
+  /** Serve POST /query (read-only SQL, bearer token) on the HTTP port, for `tollstream sql` while the loader owns chDB. */
+  WAREHOUSE_QUERY_ENDPOINT: booleanFromEnv.default(true),
+  /** Bearer token of the query endpoint; when unset a random one is written to <WAREHOUSE_DATA_DIR>/query-endpoint.json. */
+  WAREHOUSE_QUERY_TOKEN: z.string().min(16).optional(),
+  WAREHOUSE_HTTP_HOST: z.string().default('127.0.0.1'),
+  WAREHOUSE_HTTP_PORT: portSchema.default(9466),
+  TOLL_TX_PARTITIONS: z.coerce.number().int().min(1).max(1024).default(8),
+  NATS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
+  TOLL_TX_RETENTION_MS: durationMsSchema.default(7 * 24 * 3600_000),
+  PROVISION_TOPOLOGY: booleanFromEnv.default(true),
+  SHUTDOWN_GRACE_MS: durationMsSchema.default(20_000),
+  LOG_LEVEL: z.string().default('info'),
+  /**
+   * Test hook only (crash tests): SIGKILL this process after the first confirmed insert of
+   * transactions, before its messages are acknowledged. Never set in production.
+   */
+  WAREHOUSE_LOADER_CRASH_AFTER_INSERT: booleanFromEnv.default(false),
+});
+
+export type WarehouseLoaderConfig = z.infer<typeof warehouseLoaderConfigSchema>;

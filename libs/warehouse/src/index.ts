@@ -1,0 +1,49 @@
+export {
+  assertDatabaseName,
+  assertMigrationsOrdered,
+  DEDUPLICATION_WINDOW,
+  migrations,
+  statementsFor,
+  type Migration,
+} from './lib/schema';
+export { applyMigrations, type MigrationReport } from './lib/migrate';
+export { openWarehouse, redactUrl, type OpenWarehouseOptions, type WarehouseConnection, type WarehouseKind } from './lib/connection';
+export { insertLines } from './lib/insert';
+export {
+  alertColumns,
+  alertRow,
+  spendWindowColumns,
+  spendWindowRows,
+  timestampText,
+  trafficConditionName,
+  trafficWindowColumns,
+  trafficWindowRows,
+  transactionColumns,
+  transactionRows,
+  vehicleClassName,
+  type InvalidRecord,
+  type TransactionRows,
+} from './lib/rows';
+export { readOnlyStatement, StatementNotAllowedError } from './lib/sql-guard';
+export {
+  createQueryHandler,
+  DEFAULT_MAX_RESULT_ROWS,
+  newQueryToken,
+  openReadOnlyEmbeddedClient,
+  queryThroughEndpoint,
+  readQueryEndpointFile,
+  removeQueryEndpointFile,
+  runReadOnlyQuery,
+  writeQueryEndpointFile,
+  type QueryColumn,
+  type QueryEndpointInfo,
+  type QueryResultTable,
+} from './lib/query';
+export { formatResult, resultFormats, type ResultFormat } from './lib/result-format';
+export {
+  WarehouseLoader,
+  type LoaderObserver,
+  type LoaderStreamName,
+  type WarehouseLoaderOptions,
+  type WarehouseTable,
+} from './lib/loader';
