@@ -20,6 +20,8 @@ const boundaries = (allowTestingEverywhere) => {
         { sourceTag: 'scope:ops', onlyDependOnLibsWithTags: ['scope:shared', 'scope:ops', 'scope:ingest', 'scope:warehouse', ...testing] },
         { sourceTag: 'scope:windowing', onlyDependOnLibsWithTags: ['scope:shared', 'scope:windowing', ...testing] },
         { sourceTag: 'scope:warehouse', onlyDependOnLibsWithTags: ['scope:shared', 'scope:warehouse', ...testing] },
+        { sourceTag: 'scope:stores', onlyDependOnLibsWithTags: ['scope:shared', 'scope:stores', ...testing] },
+        { sourceTag: 'scope:billing', onlyDependOnLibsWithTags: ['scope:shared', 'scope:stores', 'scope:billing', ...testing] },
       ],
     },
   ];

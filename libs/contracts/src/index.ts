@@ -21,7 +21,7 @@ export {
 export type { IngestServiceServer } from './generated/tolls/ingest/v1/ingest_service';
 export { DeadLetter, IngestedTransaction, TransactionBatch } from './generated/tolls/stream/v1/envelope';
 export { rejectionCodeName } from './rejection';
-export { partitionOfSubject, Streams, Subjects, trailingNumberOfSubject, type AlertKind } from './subjects';
+export { partitionOfSubject, Streams, Subjects, trailingNumberOfSubject, type AlertKind, type WindowedAggregate } from './subjects';
 export {
   CustomerSpendBatch,
   CustomerSpendWindow,
@@ -37,4 +37,23 @@ export {
   trafficConditionFromJSON,
   trafficConditionToJSON,
 } from './generated/tolls/alerts/v1/alert';
+export {
+  AccountServiceClient,
+  AccountServiceService,
+  ClearSpendingThresholdRequest,
+  ClearSpendingThresholdResponse,
+  GetMonthlySpendRequest,
+  GetMonthlySpendResponse,
+  GetSpendingThresholdRequest,
+  GetSpendingThresholdResponse,
+  ListMonthlySpendRequest,
+  ListMonthlySpendResponse,
+  Money,
+  MonthlySpend,
+  SetSpendingThresholdRequest,
+  SetSpendingThresholdResponse,
+  SpendingThreshold,
+} from './generated/tolls/accounts/v1/account_service';
+export type { AccountServiceServer } from './generated/tolls/accounts/v1/account_service';
+export { SpendingThresholdChanged } from './generated/tolls/accounts/v1/events';
 export { fileDescriptorSetBase64 } from './generated/descriptor_set';

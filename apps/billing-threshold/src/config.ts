@@ -1,0 +1,58 @@
+import { isValidTimeZone } from '@tollstream/billing';
+import { booleanFromEnv, durationMsSchema, portSchema } from '@tollstream/service-kit';
+import { z } from 'zod';
+
+const timeZoneSchema = z.string().refine(isValidTimeZone, { message: 'not an IANA time zone (e.g. UTC, America/New_York)' });
+
+/** Every environment variable billing-threshold reads. The Helm chart sets exactly these. */
+export const billingConfigSchema = z
+  .object({
+    NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
+    NATS_CREDS_FILE: z.string().optional(),
+    BILLING_GRPC_HOST: z.string().default('0.0.0.0'),
+    /** tolls.accounts.v1.AccountService for the mobile backend. */
+    BILLING_GRPC_PORT: portSchema.default(50053),
+    BILLING_HTTP_PORT: portSchema.default(9467),
+    /** File holding the mobile backend's bearer token (a mounted secret); or the token itself in ACCOUNT_API_TOKEN. */
+    ACCOUNT_API_TOKEN_FILE: z.string().min(1).optional(),
+    ACCOUNT_API_TOKEN: z.string().min(16, { error: 'must be at least 16 characters' }).optional(),
+
+    /** nats-kv: the embedded store (JetStream KV, local run and CI); mongodb: the production store. */
+    BILLING_STORE: z.enum(['nats-kv', 'mongodb']).default('nats-kv'),
+    MONGODB_URI: z.string().min(1).optional(),
+    MONGODB_DATABASE: z.string().min(1).default('tollstream'),
+    BILLING_KV_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/).default('billing-accounts'),
+
+    /** Zone new accounts' calendar months are counted in. */
+    OPERATOR_TIME_ZONE: timeZoneSchema.default('UTC'),
+    /** A month's ledger of applied results is dropped this long after the month ended (> TOLL_AGG retention + lateness). */
+    BILLING_LEDGER_RETENTION: durationMsSchema.default(35 * 86_400_000),
+    BILLING_MAX_THRESHOLD_MINOR: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER).default(100_000_000),
+
+    /** Durable consumer names are <name>-spend and <name>-late-spend; instances with the same name share the work. */
+    BILLING_CONSUMER_NAME: z.string().regex(/^[A-Za-z0-9_-]+$/).default('billing'),
+    /** An unacknowledged round is redelivered after this (e.g. to another instance after a crash). */
+    BILLING_ACK_WAIT: durationMsSchema.default(30_000),
+    BILLING_MAX_MESSAGES_PER_ROUND: z.coerce.number().int().min(1).max(10_000).default(256),
+    BILLING_MAX_ACK_PENDING: z.coerce.number().int().min(1).max(1_000_000).default(4_096),
+    BILLING_ACCOUNT_CONCURRENCY: z.coerce.number().int().min(1).max(1_024).default(32),
+    /** How often outboxes left by a crash (alerts stored, publication unconfirmed) are looked for; also at start-up. */
+    BILLING_OUTBOX_SWEEP_INTERVAL: durationMsSchema.default(30_000),
+
+    TOLL_TX_PARTITIONS: z.coerce.number().int().min(1).max(1024).default(8),
+    NATS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
+    TOLL_TX_RETENTION_MS: durationMsSchema.default(7 * 24 * 3600_000),
+    PROVISION_TOPOLOGY: booleanFromEnv.default(true),
+    SHUTDOWN_GRACE_MS: durationMsSchema.default(20_000),
+    LOG_LEVEL: z.string().default('info'),
+  })
+  .refine((config) => config.ACCOUNT_API_TOKEN_FILE !== undefined || config.ACCOUNT_API_TOKEN !== undefined, {
+    message: 'set ACCOUNT_API_TOKEN_FILE (or ACCOUNT_API_TOKEN): the mobile backend credential',
+    path: ['ACCOUNT_API_TOKEN_FILE'],
+  })
+  .refine((config) => config.BILLING_STORE !== 'mongodb' || config.MONGODB_URI !== undefined, {
+    message: 'required when BILLING_STORE=mongodb',
+    path: ['MONGODB_URI'],
+  });
+
+export type BillingConfig = z.infer<typeof billingConfigSchema>;

@@ -1,0 +1,32 @@
+export {
+  alertIdOf,
+  applySpend,
+  clearThreshold,
+  currentMonthOf,
+  markPublished,
+  monthlySpendView,
+  newAccountDocument,
+  readOutbox,
+  setThreshold,
+  thresholdEventIdOf,
+  type ApplySpendResult,
+  type BillingPolicy,
+  type ClearThresholdResult,
+  type EntryOutcome,
+  type MonthlySpendView,
+  type SetThresholdResult,
+  type ThresholdInput,
+} from './account-spend';
+export { ACCOUNT_ID_PATTERN, createAccountService, type AccountApiLimits } from './account-service';
+export { isValidTimeZone, monthOf, MONTH_PATTERN } from './months';
+export { outboxMessage, SpendApplier, type ApplyBatchResult, type SpendApplierObserver, type SpendApplierOptions } from './spend-applier';
+export { SpendConsumer, type SpendConsumerOptions } from './spend-consumer';
+export {
+  entriesOfLateBatch,
+  entriesOfSpendBatch,
+  escapeKeyPart,
+  MAX_ENTRY_AMOUNT_MINOR,
+  type InvalidSpendInput,
+  type ParsedSpend,
+  type SpendEntry,
+} from './spend-entries';

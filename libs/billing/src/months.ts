@@ -1,0 +1,45 @@
+/** Calendar months ("YYYY-MM") in IANA time zones. */
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+function formatterOf(timeZone: string): Intl.DateTimeFormat {
+  let formatter = formatters.get(timeZone);
+  if (!formatter) {
+    formatter = new Intl.DateTimeFormat('en-US', { timeZone, year: 'numeric', month: '2-digit', hourCycle: 'h23' });
+    formatters.set(timeZone, formatter);
+  }
+  return formatter;
+}
+
+export function isValidTimeZone(timeZone: string): boolean {
+  if (!timeZone) return false;
+  try {
+    formatterOf(timeZone);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The calendar month of an instant in a time zone, "YYYY-MM". */
+export function monthOf(epochMs: number, timeZone: string): string {
+  let year = '';
+  let month = '';
+  for (const part of formatterOf(timeZone).formatToParts(epochMs)) {
+    if (part.type === 'year') year = part.value;
+    else if (part.type === 'month') month = part.value;
+  }
+  return `${year.padStart(4, '0')}-${month}`;
+}
+
+export const MONTH_PATTERN = /^(\d{4})-(0[1-9]|1[0-2])$/;
+
+/**
+ * An instant certainly after the month ended in every time zone: the UTC start of the next month
+ * plus 14 hours (the largest zone offset). Used to decide when a month's ledger may be dropped.
+ */
+export function monthCertainlyOverAtMs(month: string): number {
+  const match = MONTH_PATTERN.exec(month);
+  if (!match) throw new Error(`not a month: ${month}`);
+  return Date.UTC(Number(match[1]), Number(match[2]), 1) + 14 * 3_600_000;
+}

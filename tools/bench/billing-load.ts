@@ -1,0 +1,225 @@
+/**
+ * Billing benchmark: window results applied per second by billing-threshold (a real process, the
+ * embedded JetStream KV store; MongoDB when MONGODB_URI is set) and breach detection latency
+ * (spend result published → alert stored in TOLL_ALERTS).
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { AccountServiceClient, Alert, CustomerSpendBatch, Subjects, type CustomerSpendWindow } from '@tollstream/contracts';
+import { declareTopology, provisionTopology, shardForAccount } from '@tollstream/messaging';
+import { startNats, startService, tempDir, type ServiceProcess } from '@tollstream/testing';
+import * as grpc from '@grpc/grpc-js';
+import { cpuSeconds, peakRssMiB, percentile } from './stats';
+
+export interface BillingBenchOptions {
+  /** Window results pre-filled in TOLL_AGG for the throughput phase. */
+  results: number;
+  accounts: number;
+  /** Results per CustomerSpendBatch message (the windower packs up to 2,000). */
+  resultsPerMessage: number;
+  /** Breaches measured in the latency phase, and their rate. */
+  breaches: number;
+  breachesPerSecond: number;
+}
+
+export interface BillingStoreFigures {
+  store: 'nats-kv' | 'mongodb';
+  results: number;
+  accounts: number;
+  seconds: number;
+  resultsPerSecond: number;
+  cpuSeconds?: number;
+  peakRssMiB?: number;
+  breachLatencyMs: { p50: number; p90: number; p99: number; max: number; samples: number };
+}
+
+export interface BillingBenchFigures {
+  options: BillingBenchOptions;
+  stores: BillingStoreFigures[];
+  skipped: string[];
+}
+
+const defaults: BillingBenchOptions = { results: 200_000, accounts: 20_000, resultsPerMessage: 1_000, breaches: 300, breachesPerSecond: 100 };
+const TOKEN = 'billing-bench-mobile-backend-token';
+const SHARDS = 8;
+
+function window(accountId: string, index: number, startMs: number, amountMinor: number): CustomerSpendWindow {
+  const partition = index % 8;
+  const endMs = startMs + 1_000;
+  return {
+    resultId: `spend/${accountId}/USD/p${partition}/${startMs}-${endMs}/r1`,
+    accountId,
+    currency: 'USD',
+    windowStart: new Date(startMs),
+    windowEnd: new Date(endMs),
+    amountMinor,
+    transactionCount: 1,
+    revision: 1,
+    sourcePartition: partition,
+    lastOccurredAt: new Date(startMs + 500),
+  };
+}
+
+async function publishResults(js: JetStreamClient, windows: CustomerSpendWindow[], perMessage: number, tag: string): Promise<void> {
+  const byShard = new Map<number, CustomerSpendWindow[]>();
+  for (const result of windows) {
+    const shard = shardForAccount(result.accountId, SHARDS);
+    let list = byShard.get(shard);
+    if (!list) byShard.set(shard, (list = []));
+    list.push(result);
+  }
+  const pending: Array<Promise<unknown>> = [];
+  for (const [shard, list] of byShard) {
+    for (let start = 0; start < list.length; start += perMessage) {
+      const batchId = `bench-${tag}-${shard}-${start}`;
+      const data = CustomerSpendBatch.encode({ batchId, sourcePartition: 0, inputSequence: start, watermark: new Date(), windows: list.slice(start, start + perMessage) }).finish();
+      pending.push(js.publish(Subjects.customerSpendShard(shard), data, { msgID: batchId }));
+      if (pending.length >= 64) await Promise.all(pending.splice(0));
+    }
+  }
+  await Promise.all(pending);
+}
+
+async function metricSum(port: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split('\n')) if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return total;
+}
+
+async function setThreshold(address: string, accountId: string, amountMinor: number): Promise<void> {
+  const client = new AccountServiceClient(address, grpc.credentials.createInsecure());
+  const metadata = new grpc.Metadata();
+  metadata.set('authorization', `Bearer ${TOKEN}`);
+  try {
+    await new Promise<void>((resolve, reject) =>
+      client.setSpendingThreshold({ accountId, threshold: { amountMinor, currency: 'USD' } }, metadata, (error) => (error ? reject(error) : resolve())),
+    );
+  } finally {
+    client.close();
+  }
+}
+
+async function benchStore(store: 'nats-kv' | 'mongodb', options: BillingBenchOptions, log: (text: string) => void): Promise<BillingStoreFigures> {
+  const nats = await startNats();
+  const dir = await tempDir('billing-bench');
+  const nc = await connect({ servers: nats.url });
+  let billing: ServiceProcess | undefined;
+  try {
+    const jsm = await jetstreamManager(nc);
+    await provisionTopology(jsm, declareTopology());
+    const js = jetstream(nc);
+    const tokenFile = join(dir.path, 'token');
+    writeFileSync(tokenFile, TOKEN);
+    // Throughput: a backlog of results the service starts on (in event time this month).
+    const baseMs = Date.now() - 3_600_000;
+    const windows: CustomerSpendWindow[] = [];
+    for (let i = 0; i < options.results; i++) windows.push(window(`bench-${i % options.accounts}`, i, baseMs - Math.floor(i / options.accounts) * 1_000, 100 + (i % 400)));
+    log(`billing (${store}): publishing ${options.results} results for ${options.accounts} accounts`);
+    await publishResults(js, windows, options.resultsPerMessage, 'backlog');
+
+    const env: NodeJS.ProcessEnv = {
+      NATS_URL: nats.url,
+      BILLING_GRPC_HOST: '127.0.0.1',
+      ACCOUNT_API_TOKEN_FILE: tokenFile,
+      BILLING_STORE: store,
+      BILLING_ACCOUNT_CONCURRENCY: process.env['BILLING_ACCOUNT_CONCURRENCY'] ?? '64',
+      LOG_LEVEL: 'info',
+    };
+    if (store === 'mongodb') Object.assign(env, { MONGODB_URI: process.env['MONGODB_URI'], MONGODB_DATABASE: `billing_bench_${Date.now()}` });
+    billing = await startService({ app: 'billing-threshold', grpcPortVariable: 'BILLING_GRPC_PORT', httpPortVariable: 'BILLING_HTTP_PORT', env, readyTimeoutMs: 120_000 });
+    // Consumption starts just before "ready": count from the first reading after it.
+    const port = billing.httpPort;
+    const started = Date.now();
+    const appliedAtStart = await metricSum(port, 'tollstream_billing_results_total');
+    for (;;) {
+      if ((await metricSum(port, 'tollstream_billing_results_total')) >= options.results) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const seconds = (Date.now() - started) / 1000;
+    const measured = options.results - appliedAtStart;
+    const cpu = cpuSeconds(billing.pid);
+    log(`billing (${store}): ${measured} results in ${seconds.toFixed(1)} s after ready (${appliedAtStart} applied before)`);
+
+    // Latency: accounts with a threshold 1 minor unit above their total; one result each crosses it.
+    const address = `127.0.0.1:${billing.grpcPort}`;
+    const latencyAccounts = Array.from({ length: options.breaches }, (_, i) => `latency-${i}`);
+    for (const accountId of latencyAccounts) await setThreshold(address, accountId, 1_000);
+    const publishedAt = new Map<string, number>();
+    const latencies: number[] = [];
+    const subscription = nc.subscribe(Subjects.alert('spending'));
+    const received = (async () => {
+      for await (const message of subscription) {
+        const accountId = Alert.decode(message.data).spendingThresholdBreached?.accountId ?? '';
+        const at = publishedAt.get(accountId);
+        if (at !== undefined) latencies.push(Date.now() - at);
+        if (latencies.length >= options.breaches) break;
+      }
+    })();
+    const nowMs = Date.now();
+    for (const [index, accountId] of latencyAccounts.entries()) {
+      const due = nowMs + (index / options.breachesPerSecond) * 1000;
+      if (due > Date.now()) await new Promise((resolve) => setTimeout(resolve, due - Date.now()));
+      publishedAt.set(accountId, Date.now());
+      await publishResults(js, [window(accountId, index, Date.now() - 2_000, 1_500)], 1, `latency-${index}`);
+    }
+    await Promise.race([received, new Promise((resolve) => setTimeout(resolve, 30_000))]);
+    subscription.unsubscribe();
+    const sorted = [...latencies].sort((a, b) => a - b);
+    return {
+      store,
+      results: options.results,
+      accounts: options.accounts,
+      seconds,
+      resultsPerSecond: Math.round(measured / seconds),
+      cpuSeconds: cpu,
+      peakRssMiB: peakRssMiB(billing.pid),
+      breachLatencyMs: {
+        p50: percentile(sorted, 50),
+        p90: percentile(sorted, 90),
+        p99: percentile(sorted, 99),
+        max: sorted[sorted.length - 1] ?? NaN,
+        samples: sorted.length,
+      },
+    };
+  } finally {
+    await billing?.kill('SIGKILL');
+    await nc.close();
+    await nats.stop();
+    await dir.remove();
+  }
+}
+
+export async function runBillingBench(overrides: Partial<BillingBenchOptions> = {}, log: (text: string) => void = console.log): Promise<BillingBenchFigures> {
+  const options = { ...defaults, ...overrides };
+  const figures: BillingBenchFigures = { options, stores: [], skipped: [] };
+  figures.stores.push(await benchStore('nats-kv', options, log));
+  if (process.env['MONGODB_URI']) figures.stores.push(await benchStore('mongodb', options, log));
+  else figures.skipped.push('mongodb: MONGODB_URI is not set (this machine kind cannot run a MongoDB server)');
+  return figures;
+}
+
+export function printBillingBench(figures: BillingBenchFigures): void {
+  console.log('\nbilling-threshold');
+  for (const store of figures.stores) {
+    console.log(
+      `  ${store.store}: ${store.resultsPerSecond.toLocaleString('en-US')} window results/s applied ` +
+        `(${store.results.toLocaleString('en-US')} results, ${store.accounts.toLocaleString('en-US')} accounts, ${figures.options.resultsPerMessage}/message, ` +
+        `${store.seconds.toFixed(1)} s; process CPU ${store.cpuSeconds?.toFixed(1) ?? '?'} s incl. start-up, peak RSS ${store.peakRssMiB?.toFixed(0) ?? '?'} MiB)`,
+    );
+    const l = store.breachLatencyMs;
+    console.log(`  ${store.store}: breach detection (result published → alert) p50 ${l.p50} ms, p90 ${l.p90} ms, p99 ${l.p99} ms, max ${l.max} ms (${l.samples} breaches)`);
+  }
+  for (const reason of figures.skipped) console.log(`  skipped ${reason}`);
+}
+
+if (require.main === module) {
+  runBillingBench()
+    .then(printBillingBench)
+    .catch((error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    });
+}
