@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Starts tollstream locally with simulated traffic and shows the results:
-#   nats-server (JetStream) -> ingestor -> station file sender fed with a generated sample.
+#   nats-server (JetStream) -> ingestor -> windower -> billing-threshold, warehouse-loader (embedded
+#   ClickHouse), and a station file sender fed with a generated sample.
 # Data persists in $TOLLSTREAM_DATA_DIR (default .tollstream/) between runs. Ctrl-C stops everything.
-# Options (environment): NATS_PORT (4222), INGEST_GRPC_PORT (50051), INGEST_HTTP_PORT (9464),
+# Options (environment): NATS_PORT (4222), INGEST_GRPC_PORT (50051), INGEST_HTTP_PORT (9464), WINDOWER_HTTP_PORT (9465),
+#   WAREHOUSE_HTTP_PORT (9466), BILLING_GRPC_PORT (50053), BILLING_HTTP_PORT (9467),
 #   SAMPLE_RECORDS (20000), TOLLSTREAM_DATA_DIR (.tollstream), KEEP_RUNNING (1: stay up after the demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +13,10 @@ data=${TOLLSTREAM_DATA_DIR:-$root/.tollstream}
 nats_port=${NATS_PORT:-4222}
 grpc_port=${INGEST_GRPC_PORT:-50051}
 http_port=${INGEST_HTTP_PORT:-9464}
+windower_http_port=${WINDOWER_HTTP_PORT:-9465}
+warehouse_http_port=${WAREHOUSE_HTTP_PORT:-9466}
+billing_grpc_port=${BILLING_GRPC_PORT:-50053}
+billing_http_port=${BILLING_HTTP_PORT:-9467}
 records=${SAMPLE_RECORDS:-20000}
 mkdir -p "$data/logs" "$data/secrets" "$data/nats"
 
@@ -61,6 +67,32 @@ NATS_URL="nats://127.0.0.1:$nats_port" INGEST_GRPC_HOST=127.0.0.1 INGEST_GRPC_PO
 pids+=($!)
 wait_for_log "$data/logs/ingestor.log" '"msg":"ingestor ready"' 60
 
+say "Starting the windower (event-time windows; metrics http://127.0.0.1:$windower_http_port/metrics)"
+# The sample below is the last hour of traffic sent at once (a backfill, not live traffic): a spend
+# lateness of 2 h lets it into the 1-second spend windows instead of the late subject.
+NATS_URL="nats://127.0.0.1:$nats_port" WINDOWER_HTTP_PORT="$windower_http_port" WINDOWER_INSTANCE_ID=local-1 SPEND_ALLOWED_LATENESS=2h \
+  node --import tsx apps/windower/src/main.ts >"$data/logs/windower.log" 2>&1 &
+pids+=($!)
+wait_for_log "$data/logs/windower.log" '"msg":"windower ready"' 60
+
+say "Starting the warehouse-loader (embedded ClickHouse in $data/warehouse; metrics http://127.0.0.1:$warehouse_http_port/metrics)"
+NATS_URL="nats://127.0.0.1:$nats_port" WAREHOUSE_DATA_DIR="$data/warehouse" WAREHOUSE_HTTP_PORT="$warehouse_http_port" \
+  node --import tsx apps/warehouse-loader/src/main.ts >"$data/logs/warehouse-loader.log" 2>&1 &
+pids+=($!)
+wait_for_log "$data/logs/warehouse-loader.log" '"msg":"warehouse-loader ready"' 90
+
+# The mobile backend's credential for the AccountService, created once.
+if [ ! -f "$data/secrets/account-api-token" ]; then
+  node -e "process.stdout.write(require('crypto').randomBytes(24).toString('base64url'))" >"$data/secrets/account-api-token"
+  chmod 600 "$data/secrets/account-api-token"
+fi
+say "Starting billing-threshold (AccountService gRPC 127.0.0.1:$billing_grpc_port; metrics http://127.0.0.1:$billing_http_port/metrics)"
+NATS_URL="nats://127.0.0.1:$nats_port" BILLING_GRPC_HOST=127.0.0.1 BILLING_GRPC_PORT="$billing_grpc_port" BILLING_HTTP_PORT="$billing_http_port" \
+  ACCOUNT_API_TOKEN_FILE="$data/secrets/account-api-token" \
+  node --import tsx apps/billing-threshold/src/main.ts >"$data/logs/billing-threshold.log" 2>&1 &
+pids+=($!)
+wait_for_log "$data/logs/billing-threshold.log" '"msg":"billing-threshold ready"' 60
+
 say "Generating $records simulated toll transactions (with faults: invalid and duplicate records)"
 sample="$data/sample-$(date +%Y%m%d-%H%M%S).ndjson"
 npx --no-install tsx apps/cli/src/main.ts sample "$sample" --count "$records" \
@@ -75,11 +107,22 @@ send_status=$?
 set -e
 [ $send_status -le 2 ] || exit $send_status
 
+sleep 4 # let the 1-second spend windows close (watermark = newest event time - 1 s, or the idle timeout)
 say "What the platform holds now"
 npx --no-install tsx apps/cli/src/main.ts status --nats-url "nats://127.0.0.1:$nats_port"
 
 say "Ingestor counters (Prometheus, http://127.0.0.1:$http_port/metrics)"
 curl -s "http://127.0.0.1:$http_port/metrics" | grep -E '^tollstream_ingest_records_total|^tollstream_dead_letters_total' || true
+say "In the warehouse (SQL: npm run -s tollstream -- sql \"...\")"
+npx --no-install tsx apps/cli/src/main.ts sql --data-dir "$data/warehouse" \
+  "SELECT station_id, slot_start, vehicles FROM tolls.traffic_per_station_slot ORDER BY slot_start DESC, station_id LIMIT 8" || true
+npx --no-install tsx apps/cli/src/main.ts sql --data-dir "$data/warehouse" "SELECT * FROM tolls.freshness" || true
+
+say "Windower counters (http://127.0.0.1:$windower_http_port/metrics)"
+curl -s "http://127.0.0.1:$windower_http_port/metrics" \
+  | grep -E '^tollstream_windower_(records_total|results_total|late_records_total|open_windows|owned_partitions)' || true
+say "Billing counters (http://127.0.0.1:$billing_http_port/metrics)"
+curl -s "http://127.0.0.1:$billing_http_port/metrics" | grep -E '^tollstream_billing_' | head -12 || true
 
 if [ "${KEEP_RUNNING:-1}" = 1 ] && [ -t 0 ]; then
   say "Running. Send more with: STATION_TOKEN_FILE=$data/secrets/station-token npm run tollstream -- send <file> --ingest-address 127.0.0.1:$grpc_port"

@@ -1,6 +1,9 @@
 /**
- * npm run bench [-- --json FILE] [--seconds N]
- * Measures the ingestor beside the raw JetStream limits of the same machine, in the same run.
+ * npm run bench [-- --json FILE] [--seconds N] [--only ingest|windower|warehouse|billing]
+ * Measures, each beside the raw limit of the same machine in the same run: the ingestor (raw
+ * JetStream publish), the windower (raw JetStream consume of the same stream), the
+ * warehouse-loader (raw chDB insert of the same rows), and billing-threshold (results applied/s,
+ * breach detection latency).
  */
 import { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
@@ -9,6 +12,9 @@ import { join } from 'node:path';
 import { startIngestor, startNats, tempDir } from '@tollstream/testing';
 import { runIngestLoad } from './ingest-load';
 import { measureRawJetStream } from './raw-jetstream';
+import { runWarehouseBench, type WarehouseBenchResults } from './warehouse-load';
+import { printWindowerBench, runWindowerBench } from './windower-load';
+import { printBillingBench, runBillingBench } from './billing-load';
 import { cpuSeconds, peakRssMiB } from './stats';
 
 const program = new Command()
@@ -19,10 +25,99 @@ const program = new Command()
   .option('--batch-size <n>', 'records per SubmitTransactions call', '1000')
   .option('--concurrency <n>', 'batches in flight', '16')
   .option('--steady-rate <n>', 'offered load (records/s) of the latency phase', '50000')
+  .option('--only <phase>', 'run one phase only: ingest, windower, warehouse or billing')
+  .option('--windower-records <n>', 'transactions pre-filled in the stream for the windower throughput phase', '2000000')
+  .option('--windower-accounts <n>', 'distinct accounts held in open spend windows for the windower memory phase', '1000000')
+  .option('--warehouse-rows <n>', 'transactions pre-filled in the stream for the warehouse phase', '1000000')
+  .option('--warehouse-batch-rows <n>', 'WAREHOUSE_BATCH_MAX_ROWS of the loader (and raw insert batch size)', '50000')
+  .option('--warehouse-steady-seconds <n>', 'duration of the warehouse freshness phase', '30')
   .parse();
 
+interface BenchOptions {
+  json?: string;
+  seconds: string;
+  batchSize: string;
+  concurrency: string;
+  steadyRate: string;
+  only?: string;
+  warehouseRows: string;
+  warehouseBatchRows: string;
+  warehouseSteadySeconds: string;
+  windowerRecords: string;
+  windowerAccounts: string;
+}
+
+const PHASES = ['ingest', 'windower', 'warehouse', 'billing'];
+
 async function main(): Promise<void> {
-  const options = program.opts<{ json?: string; seconds: string; batchSize: string; concurrency: string; steadyRate: string }>();
+  const options = program.opts<BenchOptions>();
+  if (options.only && !PHASES.includes(options.only)) throw new Error(`--only: expected one of ${PHASES.join(', ')}, got ${options.only}`);
+  const runs = (phase: string) => !options.only || options.only === phase;
+  const results: Record<string, unknown> = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+  };
+  if (runs('ingest')) Object.assign(results, await ingestPhases(options));
+  if (runs('windower')) {
+    process.stdout.write('windower: filling streams, raw consume, windower throughput and memory... ');
+    const windower = await runWindowerBench({ records: Number(options.windowerRecords), openAccounts: Number(options.windowerAccounts) });
+    console.log('done');
+    printWindowerBench(windower);
+    results['windower'] = { ...windower, targets: { recordsPerSecond: 150_000, peakRssMiBFor1MAccounts: 512 } };
+  }
+  if (runs('warehouse')) results['warehouse'] = await warehousePhase(options);
+  if (runs('billing')) {
+    const billing = await runBillingBench();
+    printBillingBench(billing);
+    results['billing'] = billing;
+  }
+  if (options.json) writeFileSync(options.json, JSON.stringify(results, null, 2));
+}
+
+// ---- warehouse phase ---------------------------------------------------------------------------
+async function warehousePhase(options: BenchOptions): Promise<WarehouseBenchResults> {
+  const nats = await startNats();
+  try {
+    const steadyRate = Number(options.steadyRate);
+    const warehouse = await runWarehouseBench(
+      {
+        natsUrl: nats.url,
+        rows: Number(options.warehouseRows),
+        recordsPerMessage: 500,
+        batchMaxRows: Number(options.warehouseBatchRows),
+        steadyRecordsPerSecond: steadyRate,
+        steadySeconds: Number(options.warehouseSteadySeconds),
+      },
+      (text) => process.stdout.write(text),
+    );
+    console.log('\nWarehouse (chDB embedded; loader as its own process; same rows in the same run)');
+    console.table({
+      'raw chDB insert, JSONCompactEachRow (rows/s)': warehouse.rawChdbInsertRowsPerSecond,
+      'warehouse-loader from a pre-filled stream (rows/s)': warehouse.loaderRowsPerSecond,
+      'loader / raw': warehouse.loaderShareOfRaw,
+      'target loader rows/s': 200_000,
+      'loader CPU (cores)': warehouse.loaderCpuCoresUsed,
+      'loader peak RSS (MiB)': warehouse.loaderPeakRssMiB,
+      'count() raw table (ms)': warehouse.countMs.raw,
+      'count() FINAL view (ms)': warehouse.countMs.final,
+    });
+    console.log(`Freshness at a steady offered load of ${steadyRate} records/s for ${options.warehouseSteadySeconds} s`);
+    console.table({
+      'records published / stored': `${warehouse.steady.publishedRecords} / ${warehouse.steady.storedRecords}`,
+      'ingested -> insert confirmed p50 (s)': warehouse.steady.ingestToStoredSeconds.p50,
+      'ingested -> insert confirmed p99 (s)': warehouse.steady.ingestToStoredSeconds.p99,
+      'ingested -> insert started (loaded_at) p50 (s)': warehouse.steady.ingestToInsertStartSeconds.p50,
+      'ingested -> insert started (loaded_at) p99 (s)': warehouse.steady.ingestToInsertStartSeconds.p99,
+      'target p99 (s)': 5,
+    });
+    return warehouse;
+  } finally {
+    await nats.stop();
+  }
+}
+
+// ---- ingest phases -----------------------------------------------------------------------------
+async function ingestPhases(options: BenchOptions): Promise<Record<string, unknown>> {
   const nats = await startNats();
   const dir = await tempDir('bench');
   const token = 'bench-station-token-0000000001';
@@ -61,8 +156,6 @@ async function main(): Promise<void> {
     await ingestor.stop();
 
     const results = {
-      date: new Date().toISOString(),
-      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
       rawJetStream: raw,
       ingest: {
         ...load,
@@ -99,7 +192,7 @@ async function main(): Promise<void> {
       'batch latency p99 (ms)': steady.batchLatencyMs.p99,
       'records not accepted': steady.notAccepted,
     });
-    if (options.json) writeFileSync(options.json, JSON.stringify(results, null, 2));
+    return results;
   } finally {
     await nats.stop();
     await dir.remove();
