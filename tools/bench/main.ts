@@ -29,7 +29,7 @@ const program = new Command()
   .option('--windower-records <n>', 'transactions pre-filled in the stream for the windower throughput phase', '2000000')
   .option('--windower-accounts <n>', 'distinct accounts held in open spend windows for the windower memory phase', '1000000')
   .option('--warehouse-rows <n>', 'transactions pre-filled in the stream for the warehouse phase', '1000000')
-  .option('--warehouse-batch-rows <n>', 'WAREHOUSE_BATCH_MAX_ROWS of the loader (and raw insert batch size)', '50000')
+  .option('--warehouse-batch-rows <n>', 'WAREHOUSE_BATCH_MAX_ROWS of the loader (and raw insert batch size)', '200000')
   .option('--warehouse-steady-seconds <n>', 'duration of the warehouse freshness phase', '30')
   .parse();
 

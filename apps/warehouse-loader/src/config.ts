@@ -12,13 +12,13 @@ export const warehouseLoaderConfigSchema = z.object({
   WAREHOUSE_DATA_DIR: z.string().min(1).default('.tollstream/warehouse'),
   WAREHOUSE_DATABASE: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'letters, digits and _ only').default('tolls'),
   /** Insert when this many rows are waiting (per stream). */
-  WAREHOUSE_BATCH_MAX_ROWS: z.coerce.number().int().min(1).max(1_000_000).default(50_000),
+  WAREHOUSE_BATCH_MAX_ROWS: z.coerce.number().int().min(1).max(1_000_000).default(200_000),
   /** Insert when the oldest waiting row has waited this long. */
   WAREHOUSE_BATCH_MAX_DELAY_MS: durationMsSchema.default(500),
   /** Insert when this many stream messages are waiting (bounds unacknowledged messages). */
   WAREHOUSE_BATCH_MAX_MESSAGES: z.coerce.number().int().min(1).max(40_000).default(5_000),
   /** Messages pulled ahead of processing, per stream (memory bound with the batch size). */
-  WAREHOUSE_FETCH_AHEAD_MESSAGES: z.coerce.number().int().min(1).max(10_000).default(500),
+  WAREHOUSE_FETCH_AHEAD_MESSAGES: z.coerce.number().int().min(1).max(10_000).default(800),
   /** JetStream ack wait of the loader's consumers: after a crash, unacknowledged messages come again after this. */
   WAREHOUSE_ACK_WAIT_MS: durationMsSchema.default(30_000),
   WAREHOUSE_CONSUMER_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,48}$/).default('warehouse-loader'),

@@ -32,6 +32,8 @@ export const windowerConfigSchema = z.object({
   WINDOWER_HEARTBEAT_INTERVAL: durationMsSchema.default(1_000),
 
   WINDOWER_CHECKPOINT_INTERVAL: durationMsSchema.default(5_000),
+  /** refuse: do not start when the window settings changed since results were published; recompute: recompute from the stream's start. */
+  WINDOWER_ON_CONFIGURATION_CHANGE: z.enum(['refuse', 'recompute']).default('refuse'),
   /** A dead instance's partitions move to the others after at most about this long. */
   WINDOWER_LEASE_TTL: durationMsSchema.default(10_000),
   WINDOWER_LEASE_RENEW_INTERVAL: durationMsSchema.default(2_000),

@@ -14,7 +14,7 @@ import {
   runService,
   startOpsHttpServer,
 } from '@tollstream/service-kit';
-import { alignedIn, isValidTimeZone, stationTimeZonesSchema, Windower } from '@tollstream/windower';
+import { alignedIn, isValidTimeZone, stationTimeZonesSchema, WindowConfigurationChangedError, Windower } from '@tollstream/windower';
 import { windowerConfigSchema, type WindowerConfig } from './config';
 
 const logger = createLogger({ service: 'windower', level: process.env['LOG_LEVEL'] });
@@ -61,6 +61,14 @@ void runService({
       watermarkPublishIntervalMs: 1_000,
     };
     // Whatever shapes the results: a change means old window state must not be restored.
+    const configDescription = {
+      SPEND_WINDOW: processor.customerSpend,
+      TRAFFIC_WINDOW: processor.stationTraffic,
+      WINDOW_IDLE_TIMEOUT: processor.idleTimeoutMs,
+      SPEND_SHARDS: processor.spendShards,
+      OPERATOR_TIME_ZONE: config.OPERATOR_TIME_ZONE,
+      stationTimeZones: Object.keys(stationZones).length,
+    };
     const configFingerprint = createHash('sha256')
       .update(JSON.stringify({ ...processor, stationZones, stationTimeZone: undefined }))
       .digest('hex')
@@ -155,6 +163,8 @@ void runService({
         renewIntervalMs: config.WINDOWER_LEASE_RENEW_INTERVAL,
         processor,
         configFingerprint,
+        configDescription,
+        onConfigurationChange: config.WINDOWER_ON_CONFIGURATION_CHANGE,
         checkpointIntervalMs: config.WINDOWER_CHECKPOINT_INTERVAL,
         heartbeatIntervalMs: config.WINDOWER_HEARTBEAT_INTERVAL,
         maxPublishesInFlight: config.WINDOWER_MAX_PUBLISHES_IN_FLIGHT,
@@ -196,7 +206,10 @@ void runService({
         },
         leaseError: (error) => logger.warn({ err: error }, 'partition lease problem'),
       },
-    );
+    ).catch((error: unknown) => {
+      // Plainly on stderr, like any other configuration problem.
+      throw error instanceof WindowConfigurationChangedError ? new ConfigError(`WINDOWER_ON_CONFIGURATION_CHANGE: ${error.message}`) : error;
+    });
 
     let ready = true;
     const ops = await startOpsHttpServer({ port: config.WINDOWER_HTTP_PORT, registry, isReady: () => ready && !nc.isClosed(), logger });

@@ -58,6 +58,16 @@ export class CheckpointStore {
     return parseFrames(name, Buffer.concat(parts));
   }
 
+  /** A small JSON object stored whole (e.g. the window configuration in force). */
+  async readJson<T>(name: string): Promise<T | undefined> {
+    const data = await this.store.getBlob(name);
+    return data ? (JSON.parse(new TextDecoder().decode(data)) as T) : undefined;
+  }
+
+  async writeJson(name: string, value: unknown): Promise<void> {
+    await this.store.putBlob({ name }, new TextEncoder().encode(JSON.stringify(value)));
+  }
+
   async remove(name: string): Promise<void> {
     await this.store.delete(name);
   }

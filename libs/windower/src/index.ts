@@ -8,5 +8,5 @@ export {
 } from './partition-processor';
 export { assignPartitions, LEASE_BUCKET, MEMBER_BUCKET } from './partition-leases';
 export type { WindowerObserver } from './partition-runner';
-export { Windower, type WindowerEvents, type WindowerOptions } from './windower';
+export { Windower, WindowConfigurationChangedError, type WindowerEvents, type WindowerOptions } from './windower';
 export { alignedIn, isValidTimeZone, stationTimeZonesSchema, windowSpecSchema } from './window-config';

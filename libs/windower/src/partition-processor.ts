@@ -216,6 +216,17 @@ export class PartitionProcessor {
     });
   }
 
+  /** Results closing together mostly share their window: one Date per bound, not one per result. */
+  private readonly boundDates = new Map<number, Date>();
+  private dateOf(ms: number): Date {
+    let date = this.boundDates.get(ms);
+    if (!date) {
+      if (this.boundDates.size > 10_000) this.boundDates.clear();
+      this.boundDates.set(ms, (date = new Date(ms)));
+    }
+    return date;
+  }
+
   private customerSpendWindow(result: WindowResult): CustomerSpendWindow {
     const currency = result.key.slice(0, 3);
     const accountId = result.key.slice(3);
@@ -224,8 +235,8 @@ export class PartitionProcessor {
       resultId: `spend/${accountId}/${currency}/p${partition}/${result.startMs}-${result.endMs}/r${result.revision}`,
       accountId,
       currency,
-      windowStart: new Date(result.startMs),
-      windowEnd: new Date(result.endMs),
+      windowStart: this.dateOf(result.startMs),
+      windowEnd: this.dateOf(result.endMs),
       // A retracted window (session merged into another) no longer holds anything.
       amountMinor: result.retracted ? 0 : result.sum,
       transactionCount: result.retracted ? 0 : result.count,

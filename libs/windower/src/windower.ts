@@ -15,6 +15,14 @@ export interface WindowerOptions {
   processor: Omit<PartitionProcessorOptions, 'partition'>;
   /** Changes whenever the window configuration changes: old state is then not restored. */
   configFingerprint: string;
+  /** The configuration behind the fingerprint, stored for operators to compare. */
+  configDescription: unknown;
+  /**
+   * What to do when the stored configuration differs: 'refuse' to start (default: results would be
+   * recomputed under new window ids and readers such as billing would count them again), or
+   * 'recompute' every window from the start of the stream (downstream reset by the operator).
+   */
+  onConfigurationChange: 'refuse' | 'recompute';
   checkpointIntervalMs: number;
   heartbeatIntervalMs: number;
   maxPublishesInFlight: number;
@@ -43,6 +51,7 @@ export class Windower {
 
   static async start(js: JetStreamClient, deadLetters: DeadLetterPublisher, options: WindowerOptions, events: WindowerEvents = {}): Promise<Windower> {
     const checkpoints = await CheckpointStore.open(js, { replicas: options.replicas });
+    await checkConfiguration(checkpoints, options);
     const windower = new Windower(options, js, checkpoints, deadLetters, events);
     windower.leases = await PartitionLeases.open(
       js,
@@ -102,5 +111,25 @@ export class Windower {
     this.runners.delete(partition);
     await runner.stop(checkpoint);
     this.events.ownership?.(this.ownedPartitions);
+  }
+}
+
+export class WindowConfigurationChangedError extends Error {}
+
+const CONFIGURATION_OBJECT = 'configuration';
+
+/** Guards against a silent change of window shapes, which downstream readers would count twice. */
+async function checkConfiguration(checkpoints: CheckpointStore, options: WindowerOptions): Promise<void> {
+  const stored = await checkpoints.readJson<{ fingerprint: string; configuration: unknown }>(CONFIGURATION_OBJECT);
+  if (stored && stored.fingerprint !== options.configFingerprint && options.onConfigurationChange === 'refuse') {
+    throw new WindowConfigurationChangedError(
+      `the window configuration differs from the one the published results were computed with ` +
+        `(${JSON.stringify(stored.configuration)} -> ${JSON.stringify(options.configDescription)}). ` +
+        `Recomputing would publish every window again under new ids, and billing would add them to the totals it has. ` +
+        `Restore the old settings, or reset the readers of TOLL_AGG and start once with WINDOWER_ON_CONFIGURATION_CHANGE=recompute (docs/windower.md).`,
+    );
+  }
+  if (!stored || stored.fingerprint !== options.configFingerprint) {
+    await checkpoints.writeJson(CONFIGURATION_OBJECT, { fingerprint: options.configFingerprint, configuration: options.configDescription });
   }
 }

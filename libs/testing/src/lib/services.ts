@@ -85,12 +85,14 @@ export function startIngestor(options: StartIngestorOptions): Promise<ServicePro
 export interface StartWindowerOptions {
   natsUrl: string;
   env?: NodeJS.ProcessEnv;
+  readyTimeoutMs?: number;
 }
 
 export function startWindower(options: StartWindowerOptions): Promise<ServiceProcess> {
   return startService({
     app: 'windower',
     httpPortVariable: 'WINDOWER_HTTP_PORT',
+    readyTimeoutMs: options.readyTimeoutMs,
     env: { NATS_URL: options.natsUrl, LOG_LEVEL: 'info', ...options.env },
   });
 }
