@@ -1,5 +1,6 @@
+import { brokerConfigShape } from '@tollstream/messaging';
 import { isValidTimeZone } from '@tollstream/billing';
-import { booleanFromEnv, durationMsSchema, portSchema } from '@tollstream/service-kit';
+import { durationMsSchema, portSchema } from '@tollstream/service-kit';
 import { z } from 'zod';
 
 const timeZoneSchema = z.string().refine(isValidTimeZone, { message: 'not an IANA time zone (e.g. UTC, America/New_York)' });
@@ -7,8 +8,7 @@ const timeZoneSchema = z.string().refine(isValidTimeZone, { message: 'not an IAN
 /** Every environment variable billing-threshold reads. The Helm chart sets exactly these. */
 export const billingConfigSchema = z
   .object({
-    NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
-    NATS_CREDS_FILE: z.string().optional(),
+    ...brokerConfigShape,
     BILLING_GRPC_HOST: z.string().default('0.0.0.0'),
     /** tolls.accounts.v1.AccountService for the mobile backend. */
     BILLING_GRPC_PORT: portSchema.default(50053),
@@ -39,10 +39,6 @@ export const billingConfigSchema = z
     /** How often outboxes left by a crash (alerts stored, publication unconfirmed) are looked for; also at start-up. */
     BILLING_OUTBOX_SWEEP_INTERVAL: durationMsSchema.default(30_000),
 
-    TOLL_TX_PARTITIONS: z.coerce.number().int().min(1).max(1024).default(8),
-    NATS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
-    TOLL_TX_RETENTION_MS: durationMsSchema.default(7 * 24 * 3600_000),
-    PROVISION_TOPOLOGY: booleanFromEnv.default(true),
     SHUTDOWN_GRACE_MS: durationMsSchema.default(20_000),
     LOG_LEVEL: z.string().default('info'),
   })

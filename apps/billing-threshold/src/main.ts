@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { createAccountService, SpendApplier, SpendConsumer, type BillingPolicy } from '@tollstream/billing';
 import { AccountServiceService, fileDescriptorSetBase64 } from '@tollstream/contracts';
-import { connectToBroker, DeadLetterPublisher, declareTopology, provisionTopology } from '@tollstream/messaging';
+import { connectServiceToBroker, DeadLetterPublisher } from '@tollstream/messaging';
 import {
   ConfigError,
   Counter,
@@ -65,15 +64,7 @@ void runService({
     const failedRounds = new Counter({ name: 'tollstream_billing_failed_rounds_total', help: 'Rounds not acknowledged because applying failed (redelivered).', registers: [registry] });
     const deadLetters = new Counter({ name: 'tollstream_dead_letters_total', help: 'Inputs sent to the dead-letter stream, by reason.', labelNames: ['reason'], registers: [registry] });
 
-    const nc = await connectToBroker({ url: config.NATS_URL, credsFile: config.NATS_CREDS_FILE, name: 'billing-threshold' });
-    const jsm = await jetstreamManager(nc);
-    const topology = declareTopology({
-      transactionPartitions: config.TOLL_TX_PARTITIONS,
-      replicas: config.NATS_STREAM_REPLICAS,
-      transactionRetentionMs: config.TOLL_TX_RETENTION_MS,
-    });
-    if (config.PROVISION_TOPOLOGY) await provisionTopology(jsm, topology);
-    const js = jetstream(nc);
+    const { nc, js, jsm } = await connectServiceToBroker(config, 'billing-threshold');
 
     const store: AccountSpendStore =
       config.BILLING_STORE === 'mongodb'

@@ -1,11 +1,10 @@
-import { booleanFromEnv, durationMsSchema, portSchema } from '@tollstream/service-kit';
+import { brokerConfigShape } from '@tollstream/messaging';
+import { durationMsSchema, portSchema } from '@tollstream/service-kit';
 import { z } from 'zod';
 
 /** Every environment variable the ingestor reads. The Helm chart sets exactly these. */
 export const ingestorConfigSchema = z.object({
-  NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
-  /** File with a NATS user credentials (.creds), mounted from a secret; optional locally. */
-  NATS_CREDS_FILE: z.string().optional(),
+  ...brokerConfigShape,
   INGEST_GRPC_HOST: z.string().default('0.0.0.0'),
   INGEST_GRPC_PORT: portSchema.default(50051),
   INGEST_HTTP_PORT: portSchema.default(9464),
@@ -18,10 +17,6 @@ export const ingestorConfigSchema = z.object({
   INGEST_MAX_REQUEST_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
   INGEST_MAX_BATCHES_IN_FLIGHT_PER_STREAM: z.coerce.number().int().min(1).max(1024).default(16),
   INGEST_APPEND_DEADLINE_MS: durationMsSchema.default(10_000),
-  TOLL_TX_PARTITIONS: z.coerce.number().int().min(1).max(1024).default(8),
-  NATS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
-  TOLL_TX_RETENTION_MS: durationMsSchema.default(7 * 24 * 3600_000),
-  PROVISION_TOPOLOGY: booleanFromEnv.default(true),
   SHUTDOWN_GRACE_MS: durationMsSchema.default(20_000),
   LOG_LEVEL: z.string().default('info'),
 });

@@ -1,4 +1,3 @@
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import {
   fileDescriptorSetBase64,
   IngestServiceService,
@@ -13,7 +12,7 @@ import {
   TransactionIngest,
   TransactionLog,
 } from '@tollstream/ingest';
-import { connectToBroker, DeadLetterPublisher, declareTopology, partitionForStation, provisionTopology } from '@tollstream/messaging';
+import { connectServiceToBroker, DeadLetterPublisher, partitionForStation } from '@tollstream/messaging';
 import {
   Counter,
   createLogger,
@@ -73,15 +72,7 @@ void runService({
       registers: [registry],
     });
 
-    const nc = await connectToBroker({ url: config.NATS_URL, credsFile: config.NATS_CREDS_FILE, name: 'ingestor' });
-    const jsm = await jetstreamManager(nc);
-    const topology = declareTopology({
-      transactionPartitions: config.TOLL_TX_PARTITIONS,
-      replicas: config.NATS_STREAM_REPLICAS,
-      transactionRetentionMs: config.TOLL_TX_RETENTION_MS,
-    });
-    if (config.PROVISION_TOPOLOGY) await provisionTopology(jsm, topology);
-    const js = jetstream(nc);
+    const { nc, js, jsm, topology } = await connectServiceToBroker(config, 'ingestor');
 
     const log = new TransactionLog(
       js,

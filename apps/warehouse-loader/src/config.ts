@@ -1,11 +1,10 @@
+import { brokerConfigShape } from '@tollstream/messaging';
 import { booleanFromEnv, durationMsSchema, portSchema } from '@tollstream/service-kit';
 import { z } from 'zod';
 
 /** Every environment variable the warehouse loader reads. The Helm chart sets exactly these. */
 export const warehouseLoaderConfigSchema = z.object({
-  NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
-  /** File with a NATS user credentials (.creds), mounted from a secret; optional locally. */
-  NATS_CREDS_FILE: z.string().optional(),
+  ...brokerConfigShape,
   /** A ClickHouse server (http(s)://user:password@host:8123); when unset, the embedded engine (chDB) is used. */
   CLICKHOUSE_URL: z.string().url().optional(),
   /** Data directory of the embedded warehouse (ignored with CLICKHOUSE_URL). Owned by this process. */
@@ -28,10 +27,6 @@ export const warehouseLoaderConfigSchema = z.object({
   WAREHOUSE_QUERY_TOKEN: z.string().min(16).optional(),
   WAREHOUSE_HTTP_HOST: z.string().default('127.0.0.1'),
   WAREHOUSE_HTTP_PORT: portSchema.default(9466),
-  TOLL_TX_PARTITIONS: z.coerce.number().int().min(1).max(1024).default(8),
-  NATS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
-  TOLL_TX_RETENTION_MS: durationMsSchema.default(7 * 24 * 3600_000),
-  PROVISION_TOPOLOGY: booleanFromEnv.default(true),
   SHUTDOWN_GRACE_MS: durationMsSchema.default(20_000),
   LOG_LEVEL: z.string().default('info'),
   /**

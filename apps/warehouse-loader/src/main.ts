@@ -1,7 +1,5 @@
-import { connect, credsAuthenticator } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { readFileSync, writeSync } from 'node:fs';
-import { DeadLetterPublisher, declareTopology, provisionTopology } from '@tollstream/messaging';
+import { writeSync } from 'node:fs';
+import { connectServiceToBroker, DeadLetterPublisher } from '@tollstream/messaging';
 import {
   Counter,
   createLogger,
@@ -96,24 +94,7 @@ void runService({
     const migration = await applyMigrations(warehouse.client, config.WAREHOUSE_DATABASE);
     logger.info({ warehouse: warehouse.describe, database: migration.database, applied: migration.applied, schemaVersion: migration.currentVersion }, 'warehouse schema up to date');
 
-    const nc = await connect({
-      servers: config.NATS_URL.split(','),
-      name: 'warehouse-loader',
-      maxReconnectAttempts: -1,
-      authenticator: config.NATS_CREDS_FILE ? credsAuthenticator(readFileSync(config.NATS_CREDS_FILE)) : undefined,
-    });
-    const jsm = await jetstreamManager(nc);
-    if (config.PROVISION_TOPOLOGY) {
-      await provisionTopology(
-        jsm,
-        declareTopology({
-          transactionPartitions: config.TOLL_TX_PARTITIONS,
-          replicas: config.NATS_STREAM_REPLICAS,
-          transactionRetentionMs: config.TOLL_TX_RETENTION_MS,
-        }),
-      );
-    }
-    const js = jetstream(nc);
+    const { nc, js, jsm } = await connectServiceToBroker(config, 'warehouse-loader');
 
     let crashArmed = config.WAREHOUSE_LOADER_CRASH_AFTER_INSERT;
     const loader = new WarehouseLoader({

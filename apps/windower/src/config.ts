@@ -1,4 +1,5 @@
-import { booleanFromEnv, durationMsSchema, portSchema } from '@tollstream/service-kit';
+import { brokerConfigShape } from '@tollstream/messaging';
+import { durationMsSchema, portSchema } from '@tollstream/service-kit';
 import { isValidTimeZone, windowSpecSchema } from '@tollstream/windower';
 import { z } from 'zod';
 
@@ -6,8 +7,7 @@ const timeZoneSchema = z.string().refine(isValidTimeZone, { message: 'not an IAN
 
 /** Every environment variable the windower reads. The Helm chart sets exactly these. */
 export const windowerConfigSchema = z.object({
-  NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
-  NATS_CREDS_FILE: z.string().optional(),
+  ...brokerConfigShape,
   WINDOWER_HTTP_PORT: portSchema.default(9465),
   /** Unique per process; defaults to host name + random suffix (a pod name in Kubernetes). */
   WINDOWER_INSTANCE_ID: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').optional(),
@@ -41,10 +41,6 @@ export const windowerConfigSchema = z.object({
   WINDOWER_MAX_RESULTS_PER_MESSAGE: z.coerce.number().int().min(1).max(4_000).default(2_000),
   WINDOWER_MAX_PUBLISHES_IN_FLIGHT: z.coerce.number().int().min(1).max(10_000).default(256),
 
-  TOLL_TX_PARTITIONS: z.coerce.number().int().min(1).max(1024).default(8),
-  NATS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
-  TOLL_TX_RETENTION_MS: durationMsSchema.default(7 * 24 * 3600_000),
-  PROVISION_TOPOLOGY: booleanFromEnv.default(true),
   SHUTDOWN_GRACE_MS: durationMsSchema.default(20_000),
   LOG_LEVEL: z.string().default('info'),
 }).refine((config) => config.WINDOWER_LEASE_RENEW_INTERVAL * 2 <= config.WINDOWER_LEASE_TTL, {

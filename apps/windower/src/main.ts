@@ -1,8 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connectToBroker, DeadLetterPublisher, declareTopology, provisionTopology } from '@tollstream/messaging';
+import { connectServiceToBroker, DeadLetterPublisher } from '@tollstream/messaging';
 import {
   ConfigError,
   Counter,
@@ -137,19 +136,7 @@ void runService({
     });
     const ownedGauge = new Gauge({ name: 'tollstream_windower_owned_partitions', help: 'Partitions this instance processes.', registers: [registry] });
 
-    const nc = await connectToBroker({ url: config.NATS_URL, credsFile: config.NATS_CREDS_FILE, name: `windower-${instanceId}` });
-    const jsm = await jetstreamManager(nc);
-    if (config.PROVISION_TOPOLOGY) {
-      await provisionTopology(
-        jsm,
-        declareTopology({
-          transactionPartitions: config.TOLL_TX_PARTITIONS,
-          replicas: config.NATS_STREAM_REPLICAS,
-          transactionRetentionMs: config.TOLL_TX_RETENTION_MS,
-        }),
-      );
-    }
-    const js = jetstream(nc);
+    const { nc, js } = await connectServiceToBroker(config, `windower-${instanceId}`);
     const deadLetterPublisher = new DeadLetterPublisher(js, 'windower', (reason) => deadLetters.inc({ reason }));
 
     const windower = await Windower.start(
