@@ -173,7 +173,7 @@ export async function runWarehouseBench(options: WarehouseBenchOptions, log: (te
       for (let start = 0, n = 0; start < lines.length; start += options.batchMaxRows, n++) {
         const chunk = lines.slice(start, start + options.batchMaxRows);
         const began = performance.now();
-        await insertLines(raw.client, 'bench_raw', 'transactions', transactionColumns, chunk, `raw-${n}`);
+        await insertLines(raw.client, 'bench_raw', 'transactions', transactionColumns, chunk, `raw-${n}`, 'TabSeparated');
         rawSeconds += (performance.now() - began) / 1000;
       }
     } finally {

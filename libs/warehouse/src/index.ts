@@ -8,7 +8,7 @@ export {
 } from './lib/schema';
 export { applyMigrations, type MigrationReport } from './lib/migrate';
 export { openWarehouse, redactUrl, type OpenWarehouseOptions, type WarehouseConnection, type WarehouseKind } from './lib/connection';
-export { insertLines } from './lib/insert';
+export { insertLines, type InsertFormat } from './lib/insert';
 export {
   alertColumns,
   alertRow,
@@ -20,6 +20,8 @@ export {
   trafficWindowRows,
   transactionColumns,
   transactionRows,
+  tsvFields,
+  tsvText,
   vehicleClassName,
   type InvalidRecord,
   type TransactionRows,

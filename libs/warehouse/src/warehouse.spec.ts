@@ -12,6 +12,8 @@ import {
   timestampText,
   transactionColumns,
   transactionRows,
+  tsvFields,
+  tsvText,
   vehicleClassName,
 } from './index';
 
@@ -50,14 +52,21 @@ describe('row mapping', () => {
     };
     const mapped = transactionRows(batch, 42);
     expect(mapped.invalid).toEqual([]);
-    const row = JSON.parse(mapped.lines[0]) as unknown[];
+    const row = tsvFields(mapped.lines[0]);
     expect(row).toHaveLength(transactionColumns.length);
     expect(Object.fromEntries(transactionColumns.map((column, index) => [column, row[index]]))).toEqual({
       station_id: 'st-1', transaction_id: 'tx-1', lane_id: 'L2', tag_id: 'TAG', plate: 'AB "1"', account_id: 'acct',
-      vehicle_class: 'TRUCK_2_AXLE', amount_minor: 1234, currency: 'EUR', occurred_at: '1795341600.123', ingested_at: '1795341601.5',
-      partition: 3, stream_sequence: 42, batch_id: 'b-1',
+      vehicle_class: 'TRUCK_2_AXLE', amount_minor: '1234', currency: 'EUR', occurred_at: '1795341600.123', ingested_at: '1795341601.5',
+      partition: '3', stream_sequence: '42', batch_id: 'b-1',
     });
     expect(mapped.newestIngestedAtMs).toBe(Date.parse('2026-11-22T10:00:01.5Z'));
+  });
+
+  it('escapes TabSeparated fields the way ClickHouse reads them back', () => {
+    for (const text of ['plain', 'tab\there', 'new\nline', 'back\\slash', 'cr\rnul\0', '']) {
+      expect(tsvText(text).includes('\t')).toBe(false);
+      expect(tsvFields(`${tsvText(text)}\t${tsvText('x')}`)).toEqual([text, 'x']);
+    }
   });
 
   it('gives no rows for a heartbeat and dead-letters records it cannot store, keeping the others', () => {

@@ -4,8 +4,11 @@ import { assertDatabaseName } from './schema';
 
 const TOKEN = /^[A-Za-z0-9:._-]{1,256}$/;
 
+/** Text formats the loader writes: TabSeparated for the raw transactions (cheapest), JSON rows elsewhere. */
+export type InsertFormat = 'JSONCompactEachRow' | 'TabSeparated';
+
 /**
- * Inserts JSONCompactEachRow lines with a deduplication token; resolves once the engine confirmed.
+ * Inserts lines (JSONCompactEachRow or TabSeparated) with a deduplication token; resolves once the engine confirmed.
  *
  * The settings are a SETTINGS clause of the INSERT itself, not `clickhouse_settings`: on chDB the
  * latter become `SET` statements that stay in the session, so a later insert without its own token
@@ -19,13 +22,14 @@ export async function insertLines(
   columns: readonly string[],
   lines: readonly string[],
   deduplicationToken: string,
+  format: InsertFormat = 'JSONCompactEachRow',
 ): Promise<void> {
   if (lines.length === 0) return;
   if (!TOKEN.test(deduplicationToken)) throw new Error(`invalid deduplication token "${deduplicationToken}"`);
   const query =
     `INSERT INTO \`${assertDatabaseName(database)}\`.\`${table}\` (${columns.join(', ')}) ` +
     `SETTINGS insert_deduplicate = 1, insert_deduplication_token = '${deduplicationToken}', async_insert = 0 ` +
-    'FORMAT JSONCompactEachRow';
+    `FORMAT ${format}`;
   const result = await client.exec({ query, values: Readable.from([lines.join('\n')]) });
   // The HTTP response must be read to free the socket; on chDB it is an empty buffer.
   for await (const _chunk of result.stream) {

@@ -12,7 +12,7 @@ import {
 } from '@nats-io/jetstream';
 import { Alert, CustomerSpendBatch, StationTrafficBatch, Streams, Subjects, TransactionBatch } from '@tollstream/contracts';
 import type { DeadLetterPublisher } from '@tollstream/messaging';
-import { insertLines } from './insert';
+import { insertLines, type InsertFormat } from './insert';
 import {
   alertColumns,
   alertRow,
@@ -34,6 +34,9 @@ const columnsOf: Record<WarehouseTable, readonly string[]> = {
   traffic_windows: trafficWindowColumns,
   alerts: alertColumns,
 };
+
+/** Row format of each table's lines (see rows.ts): the high-volume raw table in TabSeparated. */
+const formatOf = (table: WarehouseTable): InsertFormat => (table === 'transactions' ? 'TabSeparated' : 'JSONCompactEachRow');
 
 /** What the loader reports; the service turns it into metrics and logs. */
 export interface LoaderObserver {
@@ -461,7 +464,7 @@ class StreamPipeline {
       // Deterministic for the same messages: a re-insert after a crash is dropped by the engine.
       const token = `${this.durable}:${table}:${first}-${last}:${lines.length}`;
       const started = performance.now();
-      await insertLines(this.options.client, this.database, table, columnsOf[table], lines, token);
+      await insertLines(this.options.client, this.database, table, columnsOf[table], lines, token, formatOf(table));
       this.options.observer?.inserted?.(table, lines.length, (performance.now() - started) / 1000);
     }
   }
