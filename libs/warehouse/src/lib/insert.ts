@@ -13,7 +13,9 @@ export type InsertFormat = 'JSONCompactEachRow' | 'TabSeparated';
  * The settings are a SETTINGS clause of the INSERT itself, not `clickhouse_settings`: on chDB the
  * latter become `SET` statements that stay in the session, so a later insert without its own token
  * would silently be deduplicated against the previous one (measured). `async_insert = 0`: chDB enables
- * asynchronous inserts by default; the loader wants "confirmed = stored".
+ * asynchronous inserts by default; the loader wants "confirmed = stored". `optimize_on_insert = 0`: no
+ * ReplacingMergeTree collapsing inside each inserted block (about 25 % faster inserts, measured); the
+ * views read with FINAL, so duplicates are never visible either way.
  */
 export async function insertLines(
   client: ClickHouseClient,
@@ -28,7 +30,7 @@ export async function insertLines(
   if (!TOKEN.test(deduplicationToken)) throw new Error(`invalid deduplication token "${deduplicationToken}"`);
   const query =
     `INSERT INTO \`${assertDatabaseName(database)}\`.\`${table}\` (${columns.join(', ')}) ` +
-    `SETTINGS insert_deduplicate = 1, insert_deduplication_token = '${deduplicationToken}', async_insert = 0 ` +
+    `SETTINGS insert_deduplicate = 1, insert_deduplication_token = '${deduplicationToken}', async_insert = 0, optimize_on_insert = 0 ` +
     `FORMAT ${format}`;
   const result = await client.exec({ query, values: Readable.from([lines.join('\n')]) });
   // The HTTP response must be read to free the socket; on chDB it is an empty buffer.
