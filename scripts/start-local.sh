@@ -4,7 +4,8 @@
 #   ClickHouse), and a station file sender fed with a generated sample.
 # Data persists in $TOLLSTREAM_DATA_DIR (default .tollstream/) between runs. Ctrl-C stops everything.
 # Options (environment): NATS_PORT (4222), INGEST_GRPC_PORT (50051), INGEST_HTTP_PORT (9464), WINDOWER_HTTP_PORT (9465),
-#   WAREHOUSE_HTTP_PORT (9466), BILLING_GRPC_PORT (50053), BILLING_HTTP_PORT (9467),
+#   WAREHOUSE_HTTP_PORT (9466), BILLING_GRPC_PORT (50053), BILLING_HTTP_PORT (9467), NOTIFIER_GRPC_PORT (50055),
+#   NOTIFIER_HTTP_PORT (9469),
 #   SAMPLE_RECORDS (20000), TOLLSTREAM_DATA_DIR (.tollstream), KEEP_RUNNING (1: stay up after the demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,8 @@ windower_http_port=${WINDOWER_HTTP_PORT:-9465}
 warehouse_http_port=${WAREHOUSE_HTTP_PORT:-9466}
 billing_grpc_port=${BILLING_GRPC_PORT:-50053}
 billing_http_port=${BILLING_HTTP_PORT:-9467}
+notifier_grpc_port=${NOTIFIER_GRPC_PORT:-50055}
+notifier_http_port=${NOTIFIER_HTTP_PORT:-9469}
 records=${SAMPLE_RECORDS:-20000}
 mkdir -p "$data/logs" "$data/secrets" "$data/nats"
 
@@ -92,6 +95,17 @@ NATS_URL="nats://127.0.0.1:$nats_port" BILLING_GRPC_HOST=127.0.0.1 BILLING_GRPC_
   node --import tsx apps/billing-threshold/src/main.ts >"$data/logs/billing-threshold.log" 2>&1 &
 pids+=($!)
 wait_for_log "$data/logs/billing-threshold.log" '"msg":"billing-threshold ready"' 60
+
+if [ ! -f "$data/secrets/notification-api-token" ]; then
+  node -e "process.stdout.write(require('crypto').randomBytes(24).toString('base64url'))" >"$data/secrets/notification-api-token"
+  chmod 600 "$data/secrets/notification-api-token"
+fi
+say "Starting the notifier (NotificationService gRPC 127.0.0.1:$notifier_grpc_port; metrics http://127.0.0.1:$notifier_http_port/metrics)"
+NATS_URL="nats://127.0.0.1:$nats_port" NOTIFIER_GRPC_HOST=127.0.0.1 NOTIFIER_GRPC_PORT="$notifier_grpc_port" NOTIFIER_HTTP_PORT="$notifier_http_port" \
+  NOTIFICATION_API_TOKEN_FILE="$data/secrets/notification-api-token" \
+  node --import tsx apps/notifier/src/main.ts >"$data/logs/notifier.log" 2>&1 &
+pids+=($!)
+wait_for_log "$data/logs/notifier.log" '"msg":"notifier ready"' 60
 
 say "Generating $records simulated toll transactions (with faults: invalid and duplicate records)"
 sample="$data/sample-$(date +%Y%m%d-%H%M%S).ndjson"

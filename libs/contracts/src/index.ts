@@ -57,3 +57,31 @@ export {
 export type { AccountServiceServer } from './generated/tolls/accounts/v1/account_service';
 export { SpendingThresholdChanged } from './generated/tolls/accounts/v1/events';
 export { fileDescriptorSetBase64 } from './generated/descriptor_set';
+export {
+  ListNotificationsRequest,
+  ListNotificationsResponse,
+  MarkReadRequest,
+  MarkReadResponse,
+  Notification,
+  NotificationServiceClient,
+  NotificationServiceService,
+  SubscribeNotificationsRequest,
+  SubscribeNotificationsResponse,
+} from './generated/tolls/notifications/v1/notification_service';
+export type { NotificationServiceServer } from './generated/tolls/notifications/v1/notification_service';
+export {
+  GetStationReferenceRequest,
+  GetStationReferenceResponse,
+  ListStationReferencesRequest,
+  ListStationReferencesResponse,
+  PutStationReferenceRequest,
+  PutStationReferenceResponse,
+  ReferenceChange,
+  SlotBand,
+  StationReference,
+  StationReferenceVersion,
+  TrafficReferenceServiceClient,
+  TrafficReferenceServiceService,
+  Weekday,
+} from './generated/tolls/traffic/v1/traffic_reference_service';
+export type { TrafficReferenceServiceServer } from './generated/tolls/traffic/v1/traffic_reference_service';

@@ -46,6 +46,12 @@ export const Subjects = {
   accountEventsAll: 'tolls.accounts.>',
   /** SpendingThresholdChanged events (tolls.accounts.v1), one per change of an account's threshold. */
   spendingThresholdChanges: 'tolls.accounts.thresholds',
+  /**
+   * Core NATS (not JetStream): notifications of one account, published by the notifier after the
+   * inbox write, so every replica can push them to its live subscribers. The token is the account id
+   * escaped to [A-Za-z0-9_=-] (kvKeyOfAccount of @tollstream/stores).
+   */
+  notificationsLive: (accountToken: string): string => `tolls.notifications.live.${accountToken}`,
 } as const;
 
 /** The trailing number of a subject such as tolls.agg.spend.3; undefined if it has none. */

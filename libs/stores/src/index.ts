@@ -17,3 +17,19 @@ export {
 } from './account-spend-store';
 export { KvAccountSpendStore, kvKeyOfAccount, type KvAccountSpendStoreOptions } from './kv-account-spend-store';
 export { MongoAccountSpendStore, type MongoAccountSpendStoreOptions } from './mongo-account-spend-store';
+export type { AppendResult, InboxPage, InboxStore, ListInboxOptions, NewNotification, StoredNotification } from './inbox-store';
+export { KvInboxStore, type KvInboxStoreOptions } from './kv-inbox-store';
+export { MongoInboxStore, type MongoInboxStoreOptions } from './mongo-inbox-store';
+export {
+  TrafficStateConflictError,
+  type StationReferenceRecord,
+  type StoredPartitionState,
+  type TrafficBandRecord,
+  type TrafficDetectionStore,
+  type TrafficPartitionState,
+  type TrafficReferenceStore,
+  type TrafficReferenceVersionRecord,
+  type TrafficSlotRecord,
+} from './traffic-store';
+export { KvTrafficDetectionStore, KvTrafficReferenceStore, type KvTrafficStoreOptions } from './kv-traffic-store';
+export { MongoTrafficStores, type MongoTrafficStoreOptions } from './mongo-traffic-store';
