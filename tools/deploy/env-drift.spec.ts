@@ -1,0 +1,44 @@
+// No drift between the chart and the services: every service under apps/ has its Deployment, and the
+// environment variables the chart sets for it are exactly those its config schema accepts
+// (apps/<app>/src/config.ts, read at test time; loadConfig reads exactly the schema's keys).
+import { acceptedEnvNames, deploymentEnvNames, type Manifest, renderChart, serviceApps, valuesSets } from './render';
+
+const apps = serviceApps();
+
+it('finds the services under apps/ (and not the operator CLI)', () => {
+  expect(apps).toEqual(expect.arrayContaining(['billing-threshold', 'ingestor', 'warehouse-loader', 'windower']));
+  expect(apps).not.toContain('cli');
+});
+
+describe.each(Object.entries(valuesSets))('with %s values', (_name, args) => {
+  let manifests: Manifest[];
+  beforeAll(() => {
+    manifests = renderChart(args);
+  });
+
+  it.each(apps)('%s has a Deployment that sets exactly the variables its config accepts', async (app) => {
+    const deployment = manifests.find((m) => m.kind === 'Deployment' && m.metadata.labels?.['app.kubernetes.io/name'] === app);
+    if (!deployment) throw new Error(`apps/${app} has no Deployment: add services.${app} to deploy/helm/tollstream/values.yaml`);
+    const accepted = await acceptedEnvNames(app);
+    const set = deploymentEnvNames(deployment, manifests);
+    expect({ app, setButNotAccepted: set.filter((name) => !accepted.includes(name)), acceptedButNotSet: accepted.filter((name) => !set.includes(name)) }).toEqual({
+      app,
+      setButNotAccepted: [],
+      acceptedButNotSet: [],
+    });
+  });
+
+  it('deploys nothing that is not a service under apps/', () => {
+    const deployed = manifests.filter((m) => m.kind === 'Deployment').map((m) => m.metadata.labels?.['app.kubernetes.io/name']);
+    expect(deployed.filter((name) => !apps.includes(name as string))).toEqual([]);
+  });
+});
+
+it('sets each variable once per container (ConfigMap and secret references do not overlap)', () => {
+  const manifests = renderChart(valuesSets['production']);
+  for (const deployment of manifests.filter((m) => m.kind === 'Deployment')) {
+    const configMap = manifests.find((m) => m.kind === 'ConfigMap' && m.metadata.name === deployment.metadata.name);
+    const container = (deployment.spec as { template: { spec: { containers: Array<{ env?: Array<{ name: string }> }> } } }).template.spec.containers[0];
+    for (const entry of container.env ?? []) expect(Object.keys(configMap?.data ?? {})).not.toContain(entry.name);
+  }
+});
