@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json FILE] [--seconds N] [--only ingest|windower|warehouse|billing|notifier]
+ * npm run bench [-- --json FILE] [--seconds N] [--only ingest|windower|warehouse|billing|traffic|notifier]
  * Measures, each beside the raw limit of the same machine in the same run: the ingestor (raw
  * JetStream publish), the windower (raw JetStream consume of the same stream), the
  * warehouse-loader (raw chDB insert of the same rows), and billing-threshold (results applied/s,
@@ -16,6 +16,7 @@ import { runWarehouseBench, type WarehouseBenchResults } from './warehouse-load'
 import { printWindowerBench, runWindowerBench } from './windower-load';
 import { printBillingBench, runBillingBench } from './billing-load';
 import { printNotifierBench, runNotifierBench } from './notifier-load';
+import { printTrafficBench, runTrafficBench } from './traffic-load';
 import { cpuSeconds, peakRssMiB } from './stats';
 
 const program = new Command()
@@ -26,7 +27,7 @@ const program = new Command()
   .option('--batch-size <n>', 'records per SubmitTransactions call', '1000')
   .option('--concurrency <n>', 'batches in flight', '16')
   .option('--steady-rate <n>', 'offered load (records/s) of the latency phase', '50000')
-  .option('--only <phase>', 'run one phase only: ingest, windower, warehouse, billing or notifier')
+  .option('--only <phase>', 'run one phase only: ingest, windower, warehouse, billing, traffic or notifier')
   .option('--windower-records <n>', 'transactions pre-filled in the stream for the windower throughput phase', '2000000')
   .option('--windower-accounts <n>', 'distinct accounts held in open spend windows for the windower memory phase', '1000000')
   .option('--warehouse-rows <n>', 'transactions pre-filled in the stream for the warehouse phase', '1000000')
@@ -48,7 +49,7 @@ interface BenchOptions {
   windowerAccounts: string;
 }
 
-const PHASES = ['ingest', 'windower', 'warehouse', 'billing', 'notifier'];
+const PHASES = ['ingest', 'windower', 'warehouse', 'billing', 'traffic', 'notifier'];
 
 async function main(): Promise<void> {
   const options = program.opts<BenchOptions>();
@@ -71,6 +72,11 @@ async function main(): Promise<void> {
     const billing = await runBillingBench();
     printBillingBench(billing);
     results['billing'] = billing;
+  }
+  if (runs('traffic')) {
+    const traffic = await runTrafficBench();
+    printTrafficBench(traffic);
+    results['traffic'] = traffic;
   }
   if (runs('notifier')) {
     const notifier = await runNotifierBench();

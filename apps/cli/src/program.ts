@@ -15,6 +15,7 @@ import { writeSampleFile } from './sample-data';
 import { runStatus, type StatusCommandOptions } from './status';
 import { ExitCode, exitCodeFor, formatSummary } from './send-report';
 import { resultFormats } from '@tollstream/warehouse';
+import { runTrafficList, runTrafficLoad, runTrafficPropose, TrafficCommandError, type TrafficProposeOptions, type TrafficReferenceCommandOptions } from './traffic';
 import { runMigrate, runSql, WarehouseCommandError, type MigrateCommandOptions, type SqlCommandOptions } from './warehouse';
 
 /** What the command line touches of the process; tests pass their own. */
@@ -329,6 +330,51 @@ retries); 130 interrupted (Ctrl-C): rerun the same command to resume.`,
       throw error;
     }
   });
+
+  // Traffic reference data (docs/traffic.md).
+  const traffic = program.command('traffic').description('Reference thresholds of station traffic per slot (traffic-anomaly).');
+  const trafficOptions = (command: Command): Command =>
+    command
+      .addOption(new Option('--nats-url <url>', 'NATS server(s), comma-separated (env NATS_URL)').default(io.env.NATS_URL || 'nats://127.0.0.1:4222'))
+      .addOption(new Option('--bucket <name>', 'reference KV bucket (env TRAFFIC_REFERENCE_KV_BUCKET)').default(io.env.TRAFFIC_REFERENCE_KV_BUCKET || 'traffic-references'))
+      .option('--json', 'print as JSON');
+  const trafficAction =
+    (run: () => Promise<void>) =>
+    async (): Promise<void> => {
+      try {
+        await run();
+      } catch (error) {
+        if (error instanceof TrafficCommandError) throw new FatalCliError(error.message);
+        throw error;
+      }
+    };
+  trafficOptions(
+    traffic
+      .command('load')
+      .description('Validate a reference file (CSV or JSON, see docs/traffic.md) and apply it; errors name the line and field and nothing is applied.')
+      .argument('<file>', 'CSV (station_id,effective_from,time_zone,slot_minutes,weekday,slot_start,min,max) or JSON')
+      .addOption(new Option('--format <format>', 'file format (default: by extension)').choices(['csv', 'json']))
+      .option('--dry-run', 'show what would change; write nothing'),
+  ).action((file: string, _options: unknown, command: Command) => trafficAction(() => runTrafficLoad(file, command.opts<TrafficReferenceCommandOptions>(), io.stdout))());
+  warehouseOptions(
+    traffic
+      .command('propose')
+      .description(
+        'Propose reference thresholds from the warehouse history (median of the same slot of the week over the last weeks, times ratios) and write a reference file to review, then load.',
+      )
+      .requiredOption('--out <file>', 'reference CSV to write')
+      .option('--weeks <n>', 'weeks of history', integerOption(1, 52), 4)
+      .option('--min-ratio <r>', 'min = floor(ratio × median)', Number, 0.5)
+      .option('--max-ratio <r>', 'max = ceil(ratio × median); 0 for no maximum', Number, 2)
+      .option('--until <instant>', 'end of the history (default: start of today, UTC)', instantOption)
+      .option('--effective-from <instant>', 'effective_from of the proposed version (default: --until)', instantOption)
+      .addOption(new Option('--time-zones-file <file>', 'JSON {"stations": {"st-001": "Asia/Kolkata"}} (env STATION_TIME_ZONES_FILE)').default(io.env.STATION_TIME_ZONES_FILE || undefined))
+      .addOption(new Option('--default-time-zone <zone>', 'zone of stations not in the file (env OPERATOR_TIME_ZONE)').default(io.env.OPERATOR_TIME_ZONE || 'UTC'))
+      .addOption(new Option('--database <name>', 'database (env WAREHOUSE_DATABASE)').default(io.env.WAREHOUSE_DATABASE || 'tolls')),
+  ).action((_options: unknown, command: Command) => trafficAction(() => runTrafficPropose(command.opts<TrafficProposeOptions>(), io.stdout))());
+  trafficOptions(traffic.command('list').description('List stations with reference data and their versions.')).action((_options: unknown, command: Command) =>
+    trafficAction(() => runTrafficList(command.opts<TrafficReferenceCommandOptions>(), io.stdout))(),
+  );
 
   return program;
 }

@@ -68,6 +68,8 @@ export interface TrafficPartitionState {
   watermarkMs?: number;
   /** Every slot ending at or before this was evaluated. */
   evaluatedUpToMs?: number;
+  /** TOLL_AGG stream sequence of the last input applied: consumption resumes after it. */
+  lastStreamSequence?: number;
   /** Key `<station>/<startMs>`. */
   slots: Record<string, TrafficSlotRecord>;
 }
