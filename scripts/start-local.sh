@@ -5,7 +5,7 @@
 # Data persists in $TOLLSTREAM_DATA_DIR (default .tollstream/) between runs. Ctrl-C stops everything.
 # Options (environment): NATS_PORT (4222), INGEST_GRPC_PORT (50051), INGEST_HTTP_PORT (9464), WINDOWER_HTTP_PORT (9465),
 #   WAREHOUSE_HTTP_PORT (9466), BILLING_GRPC_PORT (50053), BILLING_HTTP_PORT (9467), NOTIFIER_GRPC_PORT (50055),
-#   NOTIFIER_HTTP_PORT (9469),
+#   NOTIFIER_HTTP_PORT (9469), TRAFFIC_GRPC_PORT (50054), TRAFFIC_HTTP_PORT (9468),
 #   SAMPLE_RECORDS (20000), TOLLSTREAM_DATA_DIR (.tollstream), KEEP_RUNNING (1: stay up after the demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,8 @@ billing_grpc_port=${BILLING_GRPC_PORT:-50053}
 billing_http_port=${BILLING_HTTP_PORT:-9467}
 notifier_grpc_port=${NOTIFIER_GRPC_PORT:-50055}
 notifier_http_port=${NOTIFIER_HTTP_PORT:-9469}
+traffic_grpc_port=${TRAFFIC_GRPC_PORT:-50054}
+traffic_http_port=${TRAFFIC_HTTP_PORT:-9468}
 records=${SAMPLE_RECORDS:-20000}
 mkdir -p "$data/logs" "$data/secrets" "$data/nats"
 
@@ -95,6 +97,17 @@ NATS_URL="nats://127.0.0.1:$nats_port" BILLING_GRPC_HOST=127.0.0.1 BILLING_GRPC_
   node --import tsx apps/billing-threshold/src/main.ts >"$data/logs/billing-threshold.log" 2>&1 &
 pids+=($!)
 wait_for_log "$data/logs/billing-threshold.log" '"msg":"billing-threshold ready"' 60
+
+if [ ! -f "$data/secrets/traffic-api-token" ]; then
+  node -e "process.stdout.write(require('crypto').randomBytes(24).toString('base64url'))" >"$data/secrets/traffic-api-token"
+  chmod 600 "$data/secrets/traffic-api-token"
+fi
+say "Starting traffic-anomaly (TrafficReferenceService gRPC 127.0.0.1:$traffic_grpc_port; metrics http://127.0.0.1:$traffic_http_port/metrics)"
+NATS_URL="nats://127.0.0.1:$nats_port" TRAFFIC_GRPC_HOST=127.0.0.1 TRAFFIC_GRPC_PORT="$traffic_grpc_port" TRAFFIC_HTTP_PORT="$traffic_http_port" \
+  TRAFFIC_API_TOKEN_FILE="$data/secrets/traffic-api-token" \
+  node --import tsx apps/traffic-anomaly/src/main.ts >"$data/logs/traffic-anomaly.log" 2>&1 &
+pids+=($!)
+wait_for_log "$data/logs/traffic-anomaly.log" '"msg":"traffic-anomaly ready"' 60
 
 if [ ! -f "$data/secrets/notification-api-token" ]; then
   node -e "process.stdout.write(require('crypto').randomBytes(24).toString('base64url'))" >"$data/secrets/notification-api-token"
