@@ -1,4 +1,5 @@
 import { startNats, tempDir, type NatsHandle, type TempDirHandle } from '@tollstream/testing';
+import { openWarehouse } from '@tollstream/warehouse';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli } from './program';
@@ -59,7 +60,6 @@ describe('tollstream traffic propose (embedded warehouse)', () => {
   it('proposes bands from the median of the same slot over the weeks and writes a loadable file', async () => {
     const dataDir = join(dir.path, 'warehouse');
     expect(await runCli(['migrate', '--data-dir', dataDir], memoryIo())).toBe(0);
-    const { openWarehouse } = await import('@tollstream/warehouse');
     const warehouse = await openWarehouse({ dataDir });
     const until = Date.parse('2026-11-23T00:00:00Z'); // Monday
     const rows: Array<Record<string, unknown>> = [];
