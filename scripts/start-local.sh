@@ -76,7 +76,7 @@ say "Starting the windower (event-time windows; metrics http://127.0.0.1:$window
 # The sample below is the last hour of traffic sent at once (a backfill, not live traffic): a spend
 # lateness of 2 h lets it into the 1-second spend windows instead of the late subject.
 NATS_URL="nats://127.0.0.1:$nats_port" WINDOWER_HTTP_PORT="$windower_http_port" WINDOWER_INSTANCE_ID=local-1 SPEND_ALLOWED_LATENESS=2h \
-  node --import tsx apps/windower/src/main.ts >"$data/logs/windower.log" 2>&1 &
+  node --max-semi-space-size=32 --import tsx apps/windower/src/main.ts >"$data/logs/windower.log" 2>&1 &
 pids+=($!)
 wait_for_log "$data/logs/windower.log" '"msg":"windower ready"' 60
 

@@ -115,7 +115,11 @@ async function metric(httpPort: number, name: string, labels = ''): Promise<numb
 }
 
 /** Runs one windower until it has read `records`; returns records/s from its first record on. */
+/** The node flags the images run services with (deploy/docker/Dockerfile). */
+const PRODUCTION_NODE_ARGS = '--max-semi-space-size=32';
+
 async function runWindower(natsUrl: string, records: number, env: NodeJS.ProcessEnv) {
+  process.env['TOLLSTREAM_SERVICE_NODE_ARGS'] ??= PRODUCTION_NODE_ARGS;
   const windower = await startWindower({ natsUrl, env: { TOLL_TX_PARTITIONS: String(PARTITIONS), ...env } });
   try {
     let firstAt = 0;

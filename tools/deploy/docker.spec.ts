@@ -29,7 +29,7 @@ describe('Dockerfile', () => {
   it('runs the bundle that the apps build (esbuild, cjs) as a non-root user', () => {
     const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
     expect(runtime).toMatch(/^USER 10001:10001$/m);
-    expect(runtime).toContain('ENTRYPOINT ["node", "--enable-source-maps", "/app/main.cjs"]');
+    expect(runtime).toMatch(/ENTRYPOINT \["node", "--enable-source-maps", ("--[a-z-]+=\d+", )*"\/app\/main.cjs"\]/);
     for (const app of [...serviceApps(), 'cli']) {
       const build = (JSON.parse(readFileSync(join(workspaceRoot, 'apps', app, 'project.json'), 'utf8')) as { targets: { build: { options: { outputPath: string; format: string[] } } } }).targets.build.options;
       expect({ app, outputPath: build.outputPath, format: build.format }).toEqual({ app, outputPath: `dist/apps/${app}`, format: ['cjs'] });
