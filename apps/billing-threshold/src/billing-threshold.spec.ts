@@ -14,8 +14,10 @@ import {
   type NatsHandle,
   type ServiceProcess,
   type TempDirHandle,
+  seededRandom,
+  sendThroughIngestor,
 } from '@tollstream/testing';
-import { accountClient, expectedMonthTotals, generateBillingTraffic, random, sendThroughIngestor } from './__fixtures__/billing-traffic';
+import { accountClient, expectedMonthTotals, generateBillingTraffic } from './__fixtures__/billing-traffic';
 
 const STATION_TOKEN = 'billing-e2e-station-token-01';
 const API_TOKEN = 'billing-e2e-mobile-backend-token-01';
@@ -37,7 +39,7 @@ const expectedTotals = expectedMonthTotals(traffic);
 // A threshold for 120 of the 150 accounts, between 40 % and 160 % of the account's expected spend.
 const thresholds = new Map<string, number>();
 {
-  const next = random(7);
+  const next = seededRandom(7);
   const perAccount = new Map<string, number>();
   for (const [key, total] of expectedTotals) perAccount.set(key.split('/')[0], (perAccount.get(key.split('/')[0]) ?? 0) + total.totalMinor);
   for (const account of traffic.accounts.slice(0, 120)) {
@@ -153,7 +155,7 @@ function billingScenario(name: string, billingEnv: () => NodeJS.ProcessEnv): voi
     }
 
     let sendingDone = false;
-    const sending = sendThroughIngestor(`127.0.0.1:${pipeline.processes[0].grpcPort}`, STATION_TOKEN, traffic.sends, RECORDS_PER_SECOND).finally(() => {
+    const sending = sendThroughIngestor(`127.0.0.1:${pipeline.processes[0].grpcPort}`, STATION_TOKEN, traffic.sends, { recordsPerSecond: RECORDS_PER_SECOND }).finally(() => {
       sendingDone = true;
     });
     // Two crashes of billing while results stream in.

@@ -1,34 +1,22 @@
-import { readFileSync } from 'node:fs';
 import { createAccountService, SpendApplier, SpendConsumer, type BillingPolicy } from '@tollstream/billing';
 import { AccountServiceService, fileDescriptorSetBase64 } from '@tollstream/contracts';
 import { connectServiceToBroker, DeadLetterPublisher } from '@tollstream/messaging';
 import {
-  ConfigError,
   Counter,
   createLogger,
   createMetricsRegistry,
   Histogram,
   loadConfig,
+  loadServiceToken,
   runService,
   startGrpcServer,
   startOpsHttpServer,
 } from '@tollstream/service-kit';
 import { KvAccountSpendStore, MongoAccountSpendStore, type AccountSpendStore } from '@tollstream/stores';
-import { billingConfigSchema, type BillingConfig } from './config';
+import { billingConfigSchema } from './config';
 
 const logger = createLogger({ service: 'billing-threshold', level: process.env['LOG_LEVEL'] });
 
-function loadAccountApiToken(config: BillingConfig): string {
-  if (!config.ACCOUNT_API_TOKEN_FILE) return config.ACCOUNT_API_TOKEN as string;
-  let token: string;
-  try {
-    token = readFileSync(config.ACCOUNT_API_TOKEN_FILE, 'utf8').trim();
-  } catch (error) {
-    throw new ConfigError(`ACCOUNT_API_TOKEN_FILE ${config.ACCOUNT_API_TOKEN_FILE}: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  if (token.length < 16) throw new ConfigError(`ACCOUNT_API_TOKEN_FILE ${config.ACCOUNT_API_TOKEN_FILE}: the token must be at least 16 characters`);
-  return token;
-}
 
 void runService({
   name: 'billing-threshold',
@@ -36,7 +24,7 @@ void runService({
   shutdownGraceMs: billingConfigSchema.shape.SHUTDOWN_GRACE_MS.catch(20_000).parse(process.env['SHUTDOWN_GRACE_MS']),
   start: async () => {
     const config = loadConfig(billingConfigSchema);
-    const apiToken = loadAccountApiToken(config);
+    const apiToken = loadServiceToken(config.ACCOUNT_API_TOKEN_FILE, config.ACCOUNT_API_TOKEN, 'ACCOUNT_API_TOKEN_FILE');
     const policy: BillingPolicy = { operatorTimeZone: config.OPERATOR_TIME_ZONE, ledgerRetentionMs: config.BILLING_LEDGER_RETENTION };
 
     const registry = createMetricsRegistry('billing-threshold');

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { fileDescriptorSetBase64, NotificationServiceService } from '@tollstream/contracts';
 import { connectServiceToBroker } from '@tollstream/messaging';
 import {
@@ -20,6 +19,7 @@ import {
   Gauge,
   Histogram,
   loadConfig,
+  loadServiceToken,
   runService,
   startGrpcServer,
   startOpsHttpServer,
@@ -29,17 +29,6 @@ import { notifierConfigSchema, type NotifierConfig } from './config';
 
 const logger = createLogger({ service: 'notifier', level: process.env['LOG_LEVEL'] });
 
-function loadApiToken(config: NotifierConfig): string {
-  if (!config.NOTIFICATION_API_TOKEN_FILE) return config.NOTIFICATION_API_TOKEN as string;
-  let token: string;
-  try {
-    token = readFileSync(config.NOTIFICATION_API_TOKEN_FILE, 'utf8').trim();
-  } catch (error) {
-    throw new ConfigError(`NOTIFICATION_API_TOKEN_FILE ${config.NOTIFICATION_API_TOKEN_FILE}: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  if (token.length < 16) throw new ConfigError(`NOTIFICATION_API_TOKEN_FILE ${config.NOTIFICATION_API_TOKEN_FILE}: the token must be at least 16 characters`);
-  return token;
-}
 
 function loadTargets(config: NotifierConfig): WebhookTarget[] {
   if (!config.NOTIFIER_WEBHOOKS_FILE) return [];
@@ -56,7 +45,7 @@ void runService({
   shutdownGraceMs: notifierConfigSchema.shape.SHUTDOWN_GRACE_MS.catch(20_000).parse(process.env['SHUTDOWN_GRACE_MS']),
   start: async () => {
     const config = loadConfig(notifierConfigSchema);
-    const apiToken = loadApiToken(config);
+    const apiToken = loadServiceToken(config.NOTIFICATION_API_TOKEN_FILE, config.NOTIFICATION_API_TOKEN, 'NOTIFICATION_API_TOKEN_FILE');
     const targets = loadTargets(config);
 
     const registry = createMetricsRegistry('notifier');

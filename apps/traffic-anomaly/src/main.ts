@@ -1,24 +1,12 @@
-import { readFileSync } from 'node:fs';
 import { fileDescriptorSetBase64, TrafficReferenceServiceService } from '@tollstream/contracts';
 import { connectServiceToBroker, DeadLetterPublisher } from '@tollstream/messaging';
-import { ConfigError, Counter, createLogger, createMetricsRegistry, Gauge, Histogram, loadConfig, runService, startGrpcServer, startOpsHttpServer } from '@tollstream/service-kit';
+import { Counter, createLogger, createMetricsRegistry, Gauge, Histogram, loadConfig, loadServiceToken, runService, startGrpcServer, startOpsHttpServer } from '@tollstream/service-kit';
 import { KvTrafficDetectionStore, KvTrafficReferenceStore, MongoTrafficStores, type TrafficDetectionStore, type TrafficReferenceStore } from '@tollstream/stores';
 import { createTrafficReferenceService, ReferenceCache, TrafficConsumer } from '@tollstream/traffic';
-import { trafficConfigSchema, type TrafficConfig } from './config';
+import { trafficConfigSchema } from './config';
 
 const logger = createLogger({ service: 'traffic-anomaly', level: process.env['LOG_LEVEL'] });
 
-function loadApiToken(config: TrafficConfig): string {
-  if (!config.TRAFFIC_API_TOKEN_FILE) return config.TRAFFIC_API_TOKEN as string;
-  let token: string;
-  try {
-    token = readFileSync(config.TRAFFIC_API_TOKEN_FILE, 'utf8').trim();
-  } catch (error) {
-    throw new ConfigError(`TRAFFIC_API_TOKEN_FILE ${config.TRAFFIC_API_TOKEN_FILE}: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  if (token.length < 16) throw new ConfigError(`TRAFFIC_API_TOKEN_FILE ${config.TRAFFIC_API_TOKEN_FILE}: the token must be at least 16 characters`);
-  return token;
-}
 
 void runService({
   name: 'traffic-anomaly',
@@ -26,7 +14,7 @@ void runService({
   shutdownGraceMs: trafficConfigSchema.shape.SHUTDOWN_GRACE_MS.catch(20_000).parse(process.env['SHUTDOWN_GRACE_MS']),
   start: async () => {
     const config = loadConfig(trafficConfigSchema);
-    const apiToken = loadApiToken(config);
+    const apiToken = loadServiceToken(config.TRAFFIC_API_TOKEN_FILE, config.TRAFFIC_API_TOKEN, 'TRAFFIC_API_TOKEN_FILE');
     const registry = createMetricsRegistry('traffic-anomaly');
     const alerts = new Counter({ name: 'tollstream_traffic_alerts_published_total', help: 'Traffic alerts published, by condition.', labelNames: ['condition'], registers: [registry] });
     const evaluations = new Counter({ name: 'tollstream_traffic_evaluations_total', help: 'Station × slot evaluations against the reference (re-evaluations after amendments included).', registers: [registry] });

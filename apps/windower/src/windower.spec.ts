@@ -4,6 +4,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { StationTrafficBatch, Streams } from '@tollstream/contracts';
 import {
+  sendThroughIngestor,
   startIngestor,
   startNats,
   startWindower,
@@ -18,7 +19,6 @@ import {
   generateTraffic,
   metricValue,
   readWindowerOutput,
-  sendThroughIngestor,
   spendAcrossPartitions,
   trafficWithoutRevisions,
   type GeneratedTraffic,

@@ -14,7 +14,7 @@ import type {
   SetSpendingThresholdResponse,
   SpendingThreshold,
 } from '@tollstream/contracts';
-import { bearerTokenFrom, constantTimeEquals, type Logger } from '@tollstream/service-kit';
+import { grpcStatusError, hasServiceCredential, InvalidArgumentError, type Logger } from '@tollstream/service-kit';
 import type { AccountSpendStore, ThresholdRecord } from '@tollstream/stores';
 import { clearThreshold, currentMonthOf, monthlySpendView, setThreshold, type BillingPolicy, type MonthlySpendView } from './account-spend';
 import { MONTH_PATTERN } from './months';
@@ -31,20 +31,9 @@ const MAX_PAGE_SIZE = 120;
 
 const knownCurrencies = new Set(Intl.supportedValuesOf('currency'));
 
-/** A request error naming the field, e.g. "threshold.currency: ...". */
-class InvalidArgument extends Error {
-  constructor(field: string, problem: string) {
-    super(`${field}: ${problem}`);
-  }
-}
-
-function statusError(code: grpc.status, details: string): grpc.ServiceError {
-  return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
-}
-
 function checkAccountId(accountId: string): void {
-  if (!accountId) throw new InvalidArgument('account_id', 'is required');
-  if (!ACCOUNT_ID_PATTERN.test(accountId)) throw new InvalidArgument('account_id', 'must be 1 to 64 letters, digits or . _ : -');
+  if (!accountId) throw new InvalidArgumentError('account_id', 'is required');
+  if (!ACCOUNT_ID_PATTERN.test(accountId)) throw new InvalidArgumentError('account_id', 'must be 1 to 64 letters, digits or . _ : -');
 }
 
 function pageTokenOf(beforeMonth: string): string {
@@ -54,7 +43,7 @@ function pageTokenOf(beforeMonth: string): string {
 function beforeMonthOf(pageToken: string): string | undefined {
   if (!pageToken) return undefined;
   const decoded = /^before:(\d{4}-\d{2})$/.exec(Buffer.from(pageToken, 'base64url').toString('utf8'));
-  if (!decoded || !MONTH_PATTERN.test(decoded[1])) throw new InvalidArgument('page_token', 'is not a token this service issued');
+  if (!decoded || !MONTH_PATTERN.test(decoded[1])) throw new InvalidArgumentError('page_token', 'is not a token this service issued');
   return decoded[1];
 }
 
@@ -104,20 +93,19 @@ export function createAccountService(options: {
   const unary =
     <Req, Res>(method: string, body: (request: Req) => Promise<Res>) =>
     (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>): void => {
-      const token = bearerTokenFrom(call.metadata);
-      if (token === undefined || !constantTimeEquals(token, options.token)) {
-        callback(statusError(grpc.status.UNAUTHENTICATED, 'the mobile backend credential is required: metadata "authorization: Bearer <token>"'));
+      if (!hasServiceCredential(call.metadata, options.token)) {
+        callback(grpcStatusError(grpc.status.UNAUTHENTICATED, 'the mobile backend credential is required: metadata "authorization: Bearer <token>"'));
         return;
       }
       body(call.request).then(
         (response) => callback(null, response),
         (error: unknown) => {
-          if (error instanceof InvalidArgument) {
-            callback(statusError(grpc.status.INVALID_ARGUMENT, error.message));
+          if (error instanceof InvalidArgumentError) {
+            callback(grpcStatusError(grpc.status.INVALID_ARGUMENT, error.message));
             return;
           }
           logger.error({ err: error, method }, 'account call failed');
-          callback(statusError(grpc.status.UNAVAILABLE, 'the account store is unavailable; retry (calls are idempotent)'));
+          callback(grpcStatusError(grpc.status.UNAVAILABLE, 'the account store is unavailable; retry (calls are idempotent)'));
         },
       );
     };
@@ -134,22 +122,22 @@ export function createAccountService(options: {
     setSpendingThreshold: unary('SetSpendingThreshold', async (request: SetSpendingThresholdRequest): Promise<SetSpendingThresholdResponse> => {
       checkAccountId(request.accountId);
       const threshold = request.threshold;
-      if (!threshold) throw new InvalidArgument('threshold', 'is required');
+      if (!threshold) throw new InvalidArgumentError('threshold', 'is required');
       if (!Number.isSafeInteger(threshold.amountMinor) || threshold.amountMinor <= 0) {
-        throw new InvalidArgument('threshold.amount_minor', 'must be a positive number of minor units');
+        throw new InvalidArgumentError('threshold.amount_minor', 'must be a positive number of minor units');
       }
       if (threshold.amountMinor > limits.maxThresholdMinor) {
-        throw new InvalidArgument('threshold.amount_minor', `must be at most ${limits.maxThresholdMinor}`);
+        throw new InvalidArgumentError('threshold.amount_minor', `must be at most ${limits.maxThresholdMinor}`);
       }
       if (!/^[A-Z]{3}$/.test(threshold.currency) || !knownCurrencies.has(threshold.currency)) {
-        throw new InvalidArgument('threshold.currency', 'must be an ISO 4217 currency code such as USD');
+        throw new InvalidArgumentError('threshold.currency', 'must be an ISO 4217 currency code such as USD');
       }
       const result = await store.update(
         request.accountId,
         setThreshold(request.accountId, { amountMinor: threshold.amountMinor, currency: threshold.currency }, policy, now()),
       );
       if (!result.ok) {
-        throw new InvalidArgument('threshold.currency', `must be the account's currency ${result.accountCurrency}`);
+        throw new InvalidArgumentError('threshold.currency', `must be the account's currency ${result.accountCurrency}`);
       }
       await publish(request.accountId, result.outbox);
       return { threshold: thresholdMessage(request.accountId, result.threshold), breachedNow: result.breachedNow };
@@ -171,7 +159,7 @@ export function createAccountService(options: {
 
     getMonthlySpend: unary('GetMonthlySpend', async (request: GetMonthlySpendRequest): Promise<GetMonthlySpendResponse> => {
       checkAccountId(request.accountId);
-      if (request.month && !MONTH_PATTERN.test(request.month)) throw new InvalidArgument('month', 'must be YYYY-MM (or empty for the current month)');
+      if (request.month && !MONTH_PATTERN.test(request.month)) throw new InvalidArgumentError('month', 'must be YYYY-MM (or empty for the current month)');
       const nowMs = now();
       let month = request.month;
       const document = await store.read(request.accountId, (account) => [(month ||= currentMonthOf(account, policy, nowMs))]);
@@ -182,7 +170,7 @@ export function createAccountService(options: {
     listMonthlySpend: unary('ListMonthlySpend', async (request: ListMonthlySpendRequest): Promise<ListMonthlySpendResponse> => {
       checkAccountId(request.accountId);
       if (!Number.isInteger(request.pageSize) || request.pageSize < 0 || request.pageSize > MAX_PAGE_SIZE) {
-        throw new InvalidArgument('page_size', `must be 1 to ${MAX_PAGE_SIZE} (0 for ${DEFAULT_PAGE_SIZE})`);
+        throw new InvalidArgumentError('page_size', `must be 1 to ${MAX_PAGE_SIZE} (0 for ${DEFAULT_PAGE_SIZE})`);
       }
       const pageSize = request.pageSize || DEFAULT_PAGE_SIZE;
       const beforeMonth = beforeMonthOf(request.pageToken);

@@ -7,7 +7,7 @@ import type {
   SubmitTransactionsResponse,
   TollTransaction,
 } from '@tollstream/contracts';
-import { bearerTokenFrom, type Logger } from '@tollstream/service-kit';
+import { bearerTokenFrom, grpcStatusError, type Logger } from '@tollstream/service-kit';
 import type { StationCredentials, StationPrincipal } from './station-credentials';
 import type { TransactionIngest } from './transaction-ingest';
 
@@ -17,9 +17,6 @@ export interface IngestApiLimits {
   /** Stream messages a station may have unacknowledged on one StreamTransactions call. */
   maxBatchesInFlightPerStream: number;
 }
-
-const statusError = (code: grpc.status, details: string): grpc.ServiceError =>
-  Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
 
 /** gRPC adapter of TransactionIngest: authentication, request bounds, error mapping. */
 export function createIngestService(
@@ -32,15 +29,15 @@ export function createIngestService(
     const principal = credentials.authenticate(bearerTokenFrom(metadata));
     return (
       principal ??
-      statusError(grpc.status.UNAUTHENTICATED, 'a valid station credential is required: metadata "authorization: Bearer <token>"')
+      grpcStatusError(grpc.status.UNAUTHENTICATED, 'a valid station credential is required: metadata "authorization: Bearer <token>"')
     );
   };
   const checkBatch = (transactions: TollTransaction[]): grpc.ServiceError | undefined => {
     if (transactions.length === 0) {
-      return statusError(grpc.status.INVALID_ARGUMENT, 'transactions: at least one record is required');
+      return grpcStatusError(grpc.status.INVALID_ARGUMENT, 'transactions: at least one record is required');
     }
     if (transactions.length > limits.maxRecordsPerBatch) {
-      return statusError(
+      return grpcStatusError(
         grpc.status.INVALID_ARGUMENT,
         `transactions: at most ${limits.maxRecordsPerBatch} records per batch, got ${transactions.length}`,
       );
@@ -61,7 +58,7 @@ export function createIngestService(
         (results) => callback(null, { results }),
         (error: unknown) => {
           logger.error({ err: error, credential: principal.name }, 'submit failed');
-          callback(statusError(grpc.status.UNAVAILABLE, 'ingest failed; retry the batch (retries are deduplicated)'));
+          callback(grpcStatusError(grpc.status.UNAVAILABLE, 'ingest failed; retry the batch (retries are deduplicated)'));
         },
       );
     },
@@ -80,7 +77,7 @@ export function createIngestService(
       call.on('data', (request: StreamTransactionsRequest) => {
         const invalid = checkBatch(request.transactions);
         if (invalid) {
-          call.emit('error', statusError(invalid.code, `batch ${request.batchRef.slice(0, 64)}: ${invalid.details}`));
+          call.emit('error', grpcStatusError(invalid.code, `batch ${request.batchRef.slice(0, 64)}: ${invalid.details}`));
           return;
         }
         inFlight++;
@@ -95,7 +92,7 @@ export function createIngestService(
           },
           (error: unknown) => {
             logger.error({ err: error, credential: principal.name }, 'stream batch failed');
-            call.emit('error', statusError(grpc.status.UNAVAILABLE, 'ingest failed; resend unacknowledged batches'));
+            call.emit('error', grpcStatusError(grpc.status.UNAVAILABLE, 'ingest failed; resend unacknowledged batches'));
           },
         );
       });

@@ -9,7 +9,7 @@ import type {
   SubscribeNotificationsRequest,
   SubscribeNotificationsResponse,
 } from '@tollstream/contracts';
-import { bearerTokenFrom, constantTimeEquals, type Logger } from '@tollstream/service-kit';
+import { grpcStatusError, hasServiceCredential, InvalidArgumentError, type Logger } from '@tollstream/service-kit';
 import type { InboxStore } from '@tollstream/stores';
 import type { LiveFeed } from './live-feed';
 import { notificationMessage } from './notification-messages';
@@ -20,24 +20,14 @@ const MAX_PAGE_SIZE = 100;
 const MAX_MARK_READ = 100;
 const BACKLOG_PAGE = 200;
 
-class InvalidArgument extends Error {
-  constructor(field: string, problem: string) {
-    super(`${field}: ${problem}`);
-  }
-}
-
-function statusError(code: grpc.status, details: string): grpc.ServiceError {
-  return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
-}
-
 function checkAccountId(accountId: string): void {
-  if (!accountId) throw new InvalidArgument('account_id', 'is required');
-  if (!ACCOUNT_ID_PATTERN.test(accountId)) throw new InvalidArgument('account_id', 'must be 1 to 64 letters, digits or . _ : -');
+  if (!accountId) throw new InvalidArgumentError('account_id', 'is required');
+  if (!ACCOUNT_ID_PATTERN.test(accountId)) throw new InvalidArgumentError('account_id', 'must be 1 to 64 letters, digits or . _ : -');
 }
 
 /** Notification ids are the account's sequence numbers as decimal strings. */
 function sequenceOf(field: string, id: string): number {
-  if (!/^[1-9]\d{0,14}$/.test(id)) throw new InvalidArgument(field, `"${id.slice(0, 40)}" is not a notification id of this service`);
+  if (!/^[1-9]\d{0,14}$/.test(id)) throw new InvalidArgumentError(field, `"${id.slice(0, 40)}" is not a notification id of this service`);
   return Number(id);
 }
 
@@ -48,7 +38,7 @@ function pageTokenOf(beforeSequence: number): string {
 function beforeSequenceOf(pageToken: string): number | undefined {
   if (!pageToken) return undefined;
   const decoded = /^before:([1-9]\d{0,14})$/.exec(Buffer.from(pageToken, 'base64url').toString('utf8'));
-  if (!decoded) throw new InvalidArgument('page_token', 'is not a token this service issued');
+  if (!decoded) throw new InvalidArgumentError('page_token', 'is not a token this service issued');
   return Number(decoded[1]);
 }
 
@@ -76,15 +66,12 @@ export function createNotificationService(options: {
   const now = options.now ?? Date.now;
   const pollMs = options.subscriptionPollMs ?? 5_000;
 
-  const authenticated = (metadata: grpc.Metadata): boolean => {
-    const token = bearerTokenFrom(metadata);
-    return token !== undefined && constantTimeEquals(token, options.token);
-  };
-  const unauthenticated = () => statusError(grpc.status.UNAUTHENTICATED, 'the mobile backend credential is required: metadata "authorization: Bearer <token>"');
+  const authenticated = (metadata: grpc.Metadata): boolean => hasServiceCredential(metadata, options.token);
+  const unauthenticated = () => grpcStatusError(grpc.status.UNAUTHENTICATED, 'the mobile backend credential is required: metadata "authorization: Bearer <token>"');
   const mapError = (error: unknown, method: string): grpc.ServiceError => {
-    if (error instanceof InvalidArgument) return statusError(grpc.status.INVALID_ARGUMENT, error.message);
+    if (error instanceof InvalidArgumentError) return grpcStatusError(grpc.status.INVALID_ARGUMENT, error.message);
     logger.error({ err: error, method }, 'notification call failed');
-    return statusError(grpc.status.UNAVAILABLE, 'the notification store is unavailable; retry');
+    return grpcStatusError(grpc.status.UNAVAILABLE, 'the notification store is unavailable; retry');
   };
 
   const unary =
@@ -103,7 +90,7 @@ export function createNotificationService(options: {
   return {
     listNotifications: unary('ListNotifications', async (request: ListNotificationsRequest): Promise<ListNotificationsResponse> => {
       checkAccountId(request.accountId);
-      if (request.pageSize > MAX_PAGE_SIZE) throw new InvalidArgument('page_size', `must be at most ${MAX_PAGE_SIZE}`);
+      if (request.pageSize > MAX_PAGE_SIZE) throw new InvalidArgumentError('page_size', `must be at most ${MAX_PAGE_SIZE}`);
       const limit = request.pageSize || DEFAULT_PAGE_SIZE;
       const beforeSequence = beforeSequenceOf(request.pageToken);
       const page = await inbox.list(request.accountId, { beforeSequence, limit: limit + 1 });
@@ -118,8 +105,8 @@ export function createNotificationService(options: {
 
     markRead: unary('MarkRead', async (request: MarkReadRequest): Promise<MarkReadResponse> => {
       checkAccountId(request.accountId);
-      if (request.notificationIds.length === 0) throw new InvalidArgument('notification_ids', 'at least one is required');
-      if (request.notificationIds.length > MAX_MARK_READ) throw new InvalidArgument('notification_ids', `at most ${MAX_MARK_READ} per call`);
+      if (request.notificationIds.length === 0) throw new InvalidArgumentError('notification_ids', 'at least one is required');
+      if (request.notificationIds.length > MAX_MARK_READ) throw new InvalidArgumentError('notification_ids', `at most ${MAX_MARK_READ} per call`);
       const sequences = request.notificationIds.map((id, index) => sequenceOf(`notification_ids[${index}]`, id));
       return { markedCount: await inbox.markRead(request.accountId, sequences, now()) };
     }),

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 /** Thrown by loadConfig; the message names every bad variable so an operator can fix them all at once. */
@@ -74,4 +75,23 @@ function describeIssue(message: string, variable: string, value: string | undefi
   if (!SECRET_NAME.test(variable)) return `${message}, got ${JSON.stringify(value)}`;
   // A custom refinement may echo the input; a secret must not leak through it.
   return `${message.split(value).join('<redacted>')}, got <redacted>`;
+}
+
+/**
+ * A service credential configured as a file (a mounted secret, `<NAME>_FILE`) or, for local runs, as
+ * the value itself: reads the file when given; a problem is a ConfigError naming the variable.
+ */
+export function loadServiceToken(file: string | undefined, value: string | undefined, fileVariable: string): string {
+  if (!file) {
+    if (value === undefined) throw new ConfigError(`${fileVariable}: required (or the token itself in ${fileVariable.replace(/_FILE$/, '')})`);
+    return value;
+  }
+  let token: string;
+  try {
+    token = readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    throw new ConfigError(`${fileVariable} ${file}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (token.length < 16) throw new ConfigError(`${fileVariable} ${file}: the token must be at least 16 characters`);
+  return token;
 }

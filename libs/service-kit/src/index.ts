@@ -1,4 +1,4 @@
-export { booleanFromEnv, ConfigError, durationMsSchema, loadConfig, portSchema } from './config';
+export { booleanFromEnv, ConfigError, durationMsSchema, loadConfig, loadServiceToken, portSchema } from './config';
 export { createLogger } from './logger';
 export type { Logger, LoggerOptions } from './logger';
 export { Counter, createMetricsRegistry, Gauge, Histogram, Registry } from './metrics';
@@ -9,3 +9,4 @@ export type { GrpcServerHandle, GrpcServerOptions, GrpcServiceRegistration } fro
 export { runService } from './lifecycle';
 export type { RunningService, RunServiceOptions } from './lifecycle';
 export { bearerTokenFrom, constantTimeEquals } from './grpc-auth';
+export { grpcStatusError, hasServiceCredential, InvalidArgumentError } from './grpc-errors';

@@ -1,9 +1,6 @@
-import { JetStreamApiCodes, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
+import type { JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import {
-  backoff,
-  MAX_UPDATE_ATTEMPTS,
-  StoreContentionError,
   type AccountRecord,
   type AccountSpendDocument,
   type AccountSpendStore,
@@ -12,6 +9,7 @@ import {
   type MonthKey,
   type MonthRecord,
 } from './account-spend-store';
+import { updateWithCompareAndSet } from './kv-compare-and-set';
 
 export interface KvAccountSpendStoreOptions {
   /** Bucket of the account documents (default billing-accounts); outbox markers go to <bucket>-outbox. */
@@ -49,24 +47,14 @@ export class KvAccountSpendStore implements AccountSpendStore {
 
   async update<R>(accountId: string, update: AccountUpdate<R>): Promise<R> {
     const key = kvKeyOfAccount(accountId);
-    for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
-      const entry = await this.accounts.get(key);
-      const exists = entry !== null && entry.operation === 'PUT';
-      const current = exists ? decodeDocument(entry.value) : undefined;
+    return updateWithCompareAndSet(this.accounts, key, `account ${accountId}`, async (entry) => {
+      const current = entry !== null && entry.operation === 'PUT' ? decodeDocument(entry.value) : undefined;
       const { next, result } = update.apply(current);
-      if (!next) return result;
+      if (!next) return { value: undefined, result };
       if (next.account.accountId !== accountId) throw new Error(`update of ${accountId} returned account ${next.account.accountId}`);
       if (next.account.outbox.length > 0) await this.outboxMarkers.put(key, new Uint8Array(0));
-      try {
-        if (!entry) await this.accounts.create(key, encodeDocument(next));
-        else await this.accounts.update(key, encodeDocument(next), entry.revision);
-        return result;
-      } catch (error) {
-        if (!isRevisionConflict(error)) throw error;
-        await backoff(attempt);
-      }
-    }
-    throw new StoreContentionError(`account ${accountId}: no update succeeded in ${MAX_UPDATE_ATTEMPTS} attempts`);
+      return { value: encodeDocument(next), result };
+    });
   }
 
   async read(accountId: string, months: (account: AccountRecord) => MonthKey[]): Promise<AccountSpendDocument | undefined> {
@@ -112,12 +100,6 @@ export class KvAccountSpendStore implements AccountSpendStore {
   }
 }
 
-function isRevisionConflict(error: unknown): boolean {
-  if (error instanceof JetStreamApiError) {
-    return error.code === JetStreamApiCodes.StreamWrongLastSequence || error.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown;
-  }
-  return /wrong last sequence/i.test(String((error as Error)?.message));
-}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -1,8 +1,8 @@
-import { JetStreamApiCodes, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
+import type { JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import { backoff, MAX_UPDATE_ATTEMPTS, StoreContentionError } from './account-spend-store';
 import type { AppendResult, InboxPage, InboxStore, ListInboxOptions, NewNotification, StoredNotification } from './inbox-store';
 import { kvKeyOfAccount } from './kv-account-spend-store';
+import { updateWithCompareAndSet } from './kv-compare-and-set';
 
 export interface KvInboxStoreOptions {
   /** Bucket of the inbox documents (default notifier-inbox). */
@@ -115,34 +115,16 @@ export class KvInboxStore implements InboxStore {
 
   /** Read-change-write with CAS; `change` mutates the document and returns whether to write it. */
   private async update(accountId: string, change: (document: InboxDocument) => boolean): Promise<void> {
-    const key = kvKeyOfAccount(accountId);
-    for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
-      const entry = await this.kv.get(key);
-      const exists = entry !== null && entry.operation === 'PUT';
-      const document: InboxDocument = exists
-        ? (JSON.parse(decoder.decode(entry.value)) as InboxDocument)
-        : { accountId, lastSequence: 0, notifications: [], retiredAlertIds: [] };
-      if (!change(document)) return;
-      try {
-        const bytes = encoder.encode(JSON.stringify(document));
-        if (!entry) await this.kv.create(key, bytes);
-        else await this.kv.update(key, bytes, entry.revision);
-        return;
-      } catch (error) {
-        if (!isRevisionConflict(error)) throw error;
-        await backoff(attempt);
-      }
-    }
-    throw new StoreContentionError(`inbox of ${accountId}: no update succeeded in ${MAX_UPDATE_ATTEMPTS} attempts`);
+    await updateWithCompareAndSet(this.kv, kvKeyOfAccount(accountId), `inbox of ${accountId}`, (entry) => {
+      const document: InboxDocument =
+        entry !== null && entry.operation === 'PUT'
+          ? (JSON.parse(decoder.decode(entry.value)) as InboxDocument)
+          : { accountId, lastSequence: 0, notifications: [], retiredAlertIds: [] };
+      return { value: change(document) ? encoder.encode(JSON.stringify(document)) : undefined, result: undefined };
+    });
   }
 }
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-function isRevisionConflict(error: unknown): boolean {
-  if (error instanceof JetStreamApiError) {
-    return error.code === JetStreamApiCodes.StreamWrongLastSequence || error.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown;
-  }
-  return /wrong last sequence|key exists/i.test(String((error as Error)?.message));
-}

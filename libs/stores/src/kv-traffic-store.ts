@@ -1,7 +1,7 @@
-import { JetStreamApiCodes, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
+import type { JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import { backoff, MAX_UPDATE_ATTEMPTS, StoreContentionError } from './account-spend-store';
 import { kvKeyOfAccount } from './kv-account-spend-store';
+import { isRevisionConflict, updateWithCompareAndSet } from './kv-compare-and-set';
 import {
   TrafficStateConflictError,
   type StationReferenceRecord,
@@ -16,12 +16,6 @@ const decoder = new TextDecoder();
 const encode = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value));
 const decode = <T>(bytes: Uint8Array): T => JSON.parse(decoder.decode(bytes)) as T;
 
-function isRevisionConflict(error: unknown): boolean {
-  if (error instanceof JetStreamApiError) {
-    return error.code === JetStreamApiCodes.StreamWrongLastSequence || error.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown;
-  }
-  return /wrong last sequence/i.test(String((error as Error)?.message));
-}
 
 export interface KvTrafficStoreOptions {
   /** Bucket name (default traffic-references / traffic-detection). */
@@ -59,23 +53,13 @@ export class KvTrafficReferenceStore implements TrafficReferenceStore {
     stationId: string,
     apply: (current: StationReferenceRecord | undefined) => StationReferenceRecord | undefined,
   ): Promise<StationReferenceRecord | undefined> {
-    const key = kvKeyOfAccount(stationId);
-    for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
-      const entry = await this.kv.get(key);
+    return updateWithCompareAndSet(this.kv, kvKeyOfAccount(stationId), `station ${stationId}`, (entry) => {
       const current = entry && entry.operation === 'PUT' ? decode<StationReferenceRecord>(entry.value) : undefined;
       const next = apply(current);
-      if (!next) return current;
+      if (!next) return { value: undefined, result: current };
       if (next.stationId !== stationId) throw new Error(`update of ${stationId} returned station ${next.stationId}`);
-      try {
-        if (!entry) await this.kv.create(key, encode(next));
-        else await this.kv.update(key, encode(next), entry.revision);
-        return next;
-      } catch (error) {
-        if (!isRevisionConflict(error)) throw error;
-        await backoff(attempt);
-      }
-    }
-    throw new StoreContentionError(`station ${stationId}: no update succeeded in ${MAX_UPDATE_ATTEMPTS} attempts`);
+      return { value: encode(next), result: next };
+    });
   }
 
   async close(): Promise<void> {
@@ -104,7 +88,7 @@ export class KvTrafficDetectionStore implements TrafficDetectionStore {
     try {
       return expectedRevision === undefined ? await this.kv.create(key, encode(state)) : await this.kv.update(key, encode(state), expectedRevision);
     } catch (error) {
-      if (isRevisionConflict(error) || /exists/i.test(String((error as Error)?.message))) {
+      if (isRevisionConflict(error)) {
         throw new TrafficStateConflictError(`partition ${state.partition}: state changed by another writer`);
       }
       throw error;

@@ -31,3 +31,4 @@ export { repositoryRoot, startIngestor, startService, startWindower } from './li
 export type { ServiceProcess, StartIngestorOptions, StartServiceOptions, StartWindowerOptions } from './lib/services';
 export { aTollTransaction, readDeadLetters, readTransactionStream } from './lib/toll-data';
 export { describeIf, itIf } from './lib/conditional';
+export { seededRandom, sendThroughIngestor } from './lib/station-traffic';

@@ -13,7 +13,7 @@ import {
   type StationReferenceVersion,
   type TrafficReferenceServiceServer,
 } from '@tollstream/contracts';
-import { bearerTokenFrom, constantTimeEquals, type Logger } from '@tollstream/service-kit';
+import { grpcStatusError, hasServiceCredential, InvalidArgumentError, type Logger } from '@tollstream/service-kit';
 import type { StationReferenceRecord, TrafficReferenceStore, TrafficReferenceVersionRecord } from '@tollstream/stores';
 import { mergeReferenceVersion, parseReferenceFile, planReferenceChanges, ReferenceFileInvalid } from './reference';
 
@@ -31,12 +31,6 @@ const fieldOfColumn: Record<string, string> = {
 const DEFAULT_PAGE_SIZE = 50;
 const MAX_PAGE_SIZE = 500;
 
-class InvalidArgument extends Error {}
-
-function statusError(code: grpc.status, details: string): grpc.ServiceError {
-  return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
-}
-
 function versionMessage(record: TrafficReferenceVersionRecord): StationReferenceVersion {
   const bands: SlotBand[] = Object.entries(record.bands)
     .map(([key, band]) => {
@@ -53,8 +47,8 @@ function referenceMessage(record: StationReferenceRecord): StationReference {
 
 /** Validates a put with the file parser (one rule set); errors name the request's fields. */
 function parsePut(request: PutStationReferenceRequest) {
-  if (!request.effectiveFrom) throw new InvalidArgument('effective_from: is required');
-  if (request.bands.length === 0) throw new InvalidArgument('bands: at least one band is required');
+  if (!request.effectiveFrom) throw new InvalidArgumentError('effective_from', 'is required');
+  if (request.bands.length === 0) throw new InvalidArgumentError('bands', 'at least one band is required');
   const document = {
     references: [
       {
@@ -79,7 +73,7 @@ function parsePut(request: PutStationReferenceRequest) {
     const index = /slots\[(\d+)\]/.exec(first.path ?? '')?.[1];
     const field = fieldOfColumn[first.field] ?? first.field;
     const scoped = index !== undefined && ['weekday', 'start_minute', 'minimum', 'maximum'].includes(field) ? `bands[${index}].${field}` : field;
-    throw new InvalidArgument(`${scoped}: ${first.message.replace('local time HH:MM', 'minutes after local midnight (< 1440)')}`);
+    throw new InvalidArgumentError(scoped, first.message.replace('local time HH:MM', 'minutes after local midnight (< 1440)'));
   }
 }
 
@@ -89,18 +83,17 @@ export function createTrafficReferenceService(options: { store: TrafficReference
   const unary =
     <Req, Res>(method: string, body: (request: Req) => Promise<Res>) =>
     (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>): void => {
-      const token = bearerTokenFrom(call.metadata);
-      if (token === undefined || !constantTimeEquals(token, options.token)) {
-        callback(statusError(grpc.status.UNAUTHENTICATED, 'a service credential is required: metadata "authorization: Bearer <token>"'));
+      if (!hasServiceCredential(call.metadata, options.token)) {
+        callback(grpcStatusError(grpc.status.UNAUTHENTICATED, 'a service credential is required: metadata "authorization: Bearer <token>"'));
         return;
       }
       body(call.request).then(
         (response) => callback(null, response),
         (error: unknown) => {
-          if (error instanceof InvalidArgument) return callback(statusError(grpc.status.INVALID_ARGUMENT, error.message));
-          if (error instanceof NotFound) return callback(statusError(grpc.status.NOT_FOUND, error.message));
+          if (error instanceof InvalidArgumentError) return callback(grpcStatusError(grpc.status.INVALID_ARGUMENT, error.message));
+          if (error instanceof NotFound) return callback(grpcStatusError(grpc.status.NOT_FOUND, error.message));
           logger.error({ err: error, method }, 'traffic reference call failed');
-          callback(statusError(grpc.status.UNAVAILABLE, 'the reference store is unavailable; retry (puts are idempotent)'));
+          callback(grpcStatusError(grpc.status.UNAVAILABLE, 'the reference store is unavailable; retry (puts are idempotent)'));
         },
       );
     };
@@ -120,19 +113,19 @@ export function createTrafficReferenceService(options: { store: TrafficReference
     }),
 
     getStationReference: unary('GetStationReference', async (request: GetStationReferenceRequest): Promise<GetStationReferenceResponse> => {
-      if (!request.stationId) throw new InvalidArgument('station_id: is required');
+      if (!request.stationId) throw new InvalidArgumentError('station_id', 'is required');
       const record = await store.get(request.stationId);
       if (!record) throw new NotFound(`station ${request.stationId} has no reference data`);
       return { reference: referenceMessage(record) };
     }),
 
     listStationReferences: unary('ListStationReferences', async (request: ListStationReferencesRequest): Promise<ListStationReferencesResponse> => {
-      if (request.pageSize > MAX_PAGE_SIZE) throw new InvalidArgument(`page_size: must be at most ${MAX_PAGE_SIZE} (0 for ${DEFAULT_PAGE_SIZE})`);
+      if (request.pageSize > MAX_PAGE_SIZE) throw new InvalidArgumentError('page_size', `must be at most ${MAX_PAGE_SIZE} (0 for ${DEFAULT_PAGE_SIZE})`);
       const pageSize = request.pageSize || DEFAULT_PAGE_SIZE;
       let after = '';
       if (request.pageToken) {
         const decoded = /^after:(.+)$/.exec(Buffer.from(request.pageToken, 'base64url').toString('utf8'));
-        if (!decoded) throw new InvalidArgument('page_token: is not a token this service issued');
+        if (!decoded) throw new InvalidArgumentError('page_token', 'is not a token this service issued');
         after = decoded[1];
       }
       const all = (await store.list()).filter((record) => record.stationId > after);

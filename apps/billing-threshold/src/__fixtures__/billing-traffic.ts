@@ -16,30 +16,16 @@ import {
   type ListMonthlySpendResponse,
   type SetSpendingThresholdRequest,
   type SetSpendingThresholdResponse,
-  IngestServiceClient,
-  TransactionStatus,
   VehicleClass,
-  type SubmitTransactionsResponse,
   type TollTransaction,
 } from '@tollstream/contracts';
+import { seededRandom } from '@tollstream/testing';
 
 export interface BillingTraffic {
   sends: TollTransaction[][];
   unique: TollTransaction[];
   accounts: string[];
   stations: string[];
-}
-
-/** mulberry32: a failing seed can be replayed. */
-export function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function generateBillingTraffic(shape: {
@@ -53,7 +39,7 @@ export function generateBillingTraffic(shape: {
   /** Share of transactions far later than the windower's allowed lateness. */
   lateShare: number;
 }): BillingTraffic {
-  const next = random(shape.seed);
+  const next = seededRandom(shape.seed);
   const stations = Array.from({ length: shape.stations }, (_, i) => `st-${String(i).padStart(3, '0')}`);
   const accounts = Array.from({ length: shape.accounts }, (_, i) => `acct-${String(i).padStart(5, '0')}`);
   const unique: TollTransaction[] = [];
@@ -98,50 +84,6 @@ export function expectedMonthTotals(traffic: BillingTraffic): Map<string, { tota
     totals.set(key, total);
   }
   return totals;
-}
-
-/** Sends like stations do (records answered "unavailable" are resent), at a limited rate. */
-export async function sendThroughIngestor(
-  address: string,
-  token: string,
-  sends: TollTransaction[][],
-  recordsPerSecond: number,
-): Promise<{ accepted: number; duplicate: number }> {
-  const client = new IngestServiceClient(address, grpc.credentials.createInsecure());
-  const metadata = new grpc.Metadata();
-  metadata.set('authorization', `Bearer ${token}`);
-  const submit = (transactions: TollTransaction[]) =>
-    new Promise<SubmitTransactionsResponse>((resolve, reject) =>
-      client.submitTransactions({ transactions }, metadata, { deadline: Date.now() + 30_000 }, (error, response) => (error ? reject(error) : resolve(response))),
-    );
-  let accepted = 0;
-  let duplicate = 0;
-  let sent = 0;
-  const started = Date.now();
-  try {
-    for (const batch of sends) {
-      const due = started + (sent / recordsPerSecond) * 1000;
-      if (due > Date.now()) await new Promise((resolve) => setTimeout(resolve, due - Date.now()));
-      sent += batch.length;
-      let pending = batch;
-      for (let attempt = 0; pending.length > 0; attempt++) {
-        if (attempt > 20) throw new Error('the ingestor kept answering unavailable');
-        const response = await submit(pending);
-        const retry: TollTransaction[] = [];
-        response.results.forEach((result, index) => {
-          if (result.status === TransactionStatus.TRANSACTION_STATUS_ACCEPTED) accepted++;
-          else if (result.status === TransactionStatus.TRANSACTION_STATUS_DUPLICATE) duplicate++;
-          else if (result.status === TransactionStatus.TRANSACTION_STATUS_REJECTED) throw new Error(`${pending[index].transactionId} rejected: ${result.reason}`);
-          else retry.push(pending[index]);
-        });
-        pending = retry;
-        if (pending.length > 0) await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-    }
-  } finally {
-    client.close();
-  }
-  return { accepted, duplicate };
 }
 
 /** Promise-returning AccountService client with the bearer token (or without, for the auth tests). */

@@ -3,20 +3,10 @@
  * duplicates, out-of-order and late records, sent through a real ingestor, and an independent
  * brute-force computation of the windows the windower must produce from it.
  */
-import * as grpc from '@grpc/grpc-js';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import {
-  CustomerSpendBatch,
-  IngestServiceClient,
-  StationTrafficBatch,
-  Streams,
-  type SubmitTransactionsResponse,
-  type TollTransaction,
-  TransactionBatch,
-  TransactionStatus,
-  VehicleClass,
-} from '@tollstream/contracts';
+import { CustomerSpendBatch, StationTrafficBatch, Streams, type TollTransaction, TransactionBatch, VehicleClass } from '@tollstream/contracts';
+import { seededRandom } from '@tollstream/testing';
 import { windowsOf } from '@tollstream/windowing';
 
 export type Lateness = 'on-time' | 'late' | 'very-late';
@@ -44,18 +34,6 @@ export interface TrafficShape {
   slotMs: number;
 }
 
-/** Deterministic pseudo-random numbers (mulberry32): a failing seed can be replayed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const CLASSES = [
   VehicleClass.VEHICLE_CLASS_CAR,
   VehicleClass.VEHICLE_CLASS_CAR,
@@ -67,7 +45,7 @@ const CLASSES = [
 ];
 
 export function generateTraffic(shape: TrafficShape): GeneratedTraffic {
-  const next = random(shape.seed);
+  const next = seededRandom(shape.seed);
   const stationIds = Array.from({ length: shape.stations }, (_, i) => `st-${String(i).padStart(3, '0')}`);
   // A few stations in a zone whose 30-minute slots are not aligned with UTC's (+05:45).
   const stationZones: Record<string, string> = {};
@@ -115,63 +93,6 @@ export function generateTraffic(shape: TrafficShape): GeneratedTraffic {
   }
   const lastSlotEndMs = Math.ceil((shape.startMs + shape.spanMs) / shape.slotMs) * shape.slotMs + shape.slotMs;
   return { sends, unique, latenessOf, stationZones, lastSlotEndMs };
-}
-
-/** Sends batches through the ingestor's gRPC API like stations do, optionally at a limited rate. */
-export async function sendThroughIngestor(
-  address: string,
-  token: string,
-  sends: TollTransaction[][],
-  options: { recordsPerSecond?: number; concurrency?: number; onProgress?: (sentBatches: number) => void } = {},
-): Promise<{ accepted: number; duplicate: number }> {
-  const client = new IngestServiceClient(address, grpc.credentials.createInsecure());
-  const metadata = new grpc.Metadata();
-  metadata.set('authorization', `Bearer ${token}`);
-  const submit = (transactions: TollTransaction[]) =>
-    new Promise<SubmitTransactionsResponse>((resolve, reject) =>
-      client.submitTransactions({ transactions }, metadata, { deadline: Date.now() + 30_000 }, (error, response) =>
-        error ? reject(error) : resolve(response),
-      ),
-    );
-  let accepted = 0;
-  let duplicate = 0;
-  let nextBatch = 0;
-  let sentRecords = 0;
-  const started = Date.now();
-  const worker = async () => {
-    while (nextBatch < sends.length) {
-      const batch = sends[nextBatch++];
-      if (options.recordsPerSecond) {
-        const due = started + (sentRecords / options.recordsPerSecond) * 1000;
-        if (due > Date.now()) await new Promise((resolve) => setTimeout(resolve, due - Date.now()));
-      }
-      sentRecords += batch.length;
-      let pending = batch;
-      // Records answered "unavailable" are resent, as stations do.
-      for (let attempt = 0; pending.length > 0; attempt++) {
-        if (attempt > 20) throw new Error('the ingestor kept answering unavailable');
-        const response = await submit(pending);
-        const retry: TollTransaction[] = [];
-        response.results.forEach((result, index) => {
-          if (result.status === TransactionStatus.TRANSACTION_STATUS_ACCEPTED) accepted++;
-          else if (result.status === TransactionStatus.TRANSACTION_STATUS_DUPLICATE) duplicate++;
-          else if (result.status === TransactionStatus.TRANSACTION_STATUS_REJECTED) {
-            throw new Error(`record ${pending[index].transactionId} rejected: ${result.reason}`);
-          } else retry.push(pending[index]);
-        });
-        pending = retry;
-        if (pending.length > 0) await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-      options.onProgress?.(nextBatch);
-    }
-  };
-  try {
-    // One batch in flight by default: concurrent batches would reorder event time by more than the generated disorder.
-    await Promise.all(Array.from({ length: options.concurrency ?? 1 }, worker));
-  } finally {
-    client.close();
-  }
-  return { accepted, duplicate };
 }
 
 export interface WindowerOutput {
