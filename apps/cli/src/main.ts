@@ -7,6 +7,7 @@ runCli(process.argv.slice(2), {
   stderr: process.stderr,
   env: process.env,
   stderrIsTTY: process.stderr.isTTY === true,
+  stdoutIsTTY: process.stdout.isTTY === true,
   handleSignals: true,
 }).then(
   (code) => {

@@ -16,6 +16,8 @@ import { runStatus, type StatusCommandOptions } from './status';
 import { ExitCode, exitCodeFor, formatSummary } from './send-report';
 import { resultFormats } from '@tollstream/warehouse';
 import { runTrafficList, runTrafficLoad, runTrafficPropose, TrafficCommandError, type TrafficProposeOptions, type TrafficReferenceCommandOptions } from './traffic';
+import { runWatch, type WatchCommandOptions } from './watch/watch';
+import { watchedServices } from './watch/dashboard';
 import { runMigrate, runSql, WarehouseCommandError, type MigrateCommandOptions, type SqlCommandOptions } from './warehouse';
 
 /** What the command line touches of the process; tests pass their own. */
@@ -25,6 +27,8 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
   /** Draw a progress bar (stderr is a terminal). */
   stderrIsTTY: boolean;
+  /** stdout is a terminal (the watch view redraws in place). */
+  stdoutIsTTY?: boolean;
   /** Subscribe to SIGINT/SIGTERM to stop gracefully (the real process only). */
   handleSignals: boolean;
 }
@@ -72,6 +76,19 @@ const stationList = (value: string): string[] => {
     throw new InvalidArgumentError('station ids may contain only letters, digits and . _ : - (64 at most)');
   }
   return stations;
+};
+
+const portOverrides = (value: string): Record<string, number> => {
+  const ports: Record<string, number> = {};
+  for (const entry of value.split(',').filter((part) => part.trim().length > 0)) {
+    const [name, port] = entry.split('=').map((part) => part.trim());
+    if (!watchedServices.some((service) => service.name === name)) {
+      throw new InvalidArgumentError(`unknown service "${name}" (expected one of ${watchedServices.map((service) => service.name).join(', ')})`);
+    }
+    if (!/^\d+$/.test(port ?? '') || Number(port) < 1 || Number(port) > 65_535) throw new InvalidArgumentError(`${name}: expected a port 1-65535, got "${port ?? ''}"`);
+    ports[name] = Number(port);
+  }
+  return ports;
 };
 
 const instantOption = (value: string): Date => {
@@ -283,6 +300,38 @@ retries); 130 interrupted (Ctrl-C): rerun the same command to resume.`,
         await runStatus(command.opts<StatusCommandOptions>(), io.stdout);
       } catch (error) {
         throw new FatalCliError(`cannot read the streams: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    });
+
+  program
+    .command('watch')
+    .description(
+      'Live view of the running platform: rate, CPU, memory and dead letters of each service (from its /metrics), ' +
+        'consumer lag and dead letters by source (JetStream), warehouse freshness, the latest alerts. Read-only; Ctrl-C to quit.',
+    )
+    .addOption(new Option('--nats-url <url>', 'NATS server(s), comma-separated (env NATS_URL)').default(io.env.NATS_URL || 'nats://127.0.0.1:4222'))
+    .option('--host <host>', 'host of the services\' metrics endpoints', '127.0.0.1')
+    .option('--ports <list>', `metrics ports that differ from the defaults, e.g. ingestor=19464,windower=19465 (defaults: ${watchedServices.map((service) => `${service.name}=${service.defaultPort}`).join(', ')})`, portOverrides, {})
+    .option('--interval <seconds>', 'refresh every this many seconds', integerOption(1, 3600), 2)
+    .option('--max-alerts <n>', 'latest alerts shown', integerOption(1, 100), 8)
+    .option('--once', 'print one screen (two readings, so rates show) and exit')
+    .option('--json', 'print each reading as one JSON line instead of a screen')
+    .action(async (_options: unknown, command: Command) => {
+      const options = command.opts<{ natsUrl: string; host: string; ports: Record<string, number>; interval: number; maxAlerts: number; once?: boolean; json?: boolean }>();
+      const watchOptions: WatchCommandOptions = { ...options, intervalSeconds: options.interval };
+      let stop: () => void = () => undefined;
+      const stopped = new Promise<void>((resolve) => {
+        stop = resolve;
+      });
+      if (io.handleSignals) {
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      }
+      try {
+        await runWatch(watchOptions, { stdout: io.stdout, isTTY: io.stdoutIsTTY === true, stopped });
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
       }
     });
 
