@@ -5,9 +5,10 @@ import { acceptedEnvNames, deploymentEnvNames, type Manifest, renderChart, servi
 
 const apps = serviceApps();
 
-it('finds the services under apps/ (and not the operator CLI)', () => {
+it('finds the services under apps/ (and not the operator CLI or the traffic simulator, which are tools)', () => {
   expect(apps).toEqual(expect.arrayContaining(['billing-threshold', 'ingestor', 'warehouse-loader', 'windower']));
   expect(apps).not.toContain('cli');
+  expect(apps).not.toContain('simulator');
 });
 
 describe.each(Object.entries(valuesSets))('with %s values', (_name, args) => {
