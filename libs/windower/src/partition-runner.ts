@@ -101,15 +101,11 @@ export class PartitionRunner {
     if (this.stopping) await messages.close();
 
     let inFlight: Array<Promise<PubAck>> = [];
-    let inFlightLogTimes: Array<{ logTimeMs: number; results: number }> = [];
     let lastCheckpointAt = performance.now();
     let uncheckpointed = false;
     const drain = async () => {
       await Promise.all(inFlight);
-      const now = Date.now();
-      for (const { logTimeMs, results } of inFlightLogTimes) this.observer.emitted?.(this.partition, results, now - logTimeMs);
       inFlight = [];
-      inFlightLogTimes = [];
     };
     const checkpoint = async () => {
       await drain();
@@ -135,11 +131,20 @@ export class PartitionRunner {
         this.observer.deadLettered?.(this.partition, outcome.undecodable);
       }
       let results = 0;
+      const publishes: Array<Promise<PubAck>> = [];
       for (const out of outcome.messages) {
         results += out.results;
-        inFlight.push(this.js.publish(out.subject, out.payload, { msgID: out.msgId, timeout: PUBLISH_TIMEOUT_MS }));
+        publishes.push(this.js.publish(out.subject, out.payload, { msgID: out.msgId, timeout: PUBLISH_TIMEOUT_MS }));
       }
-      if (results > 0) inFlightLogTimes.push({ logTimeMs, results });
+      inFlight.push(...publishes);
+      // Observed when the broker acknowledges, not when the in-flight window is next drained
+      // (that happens only every maxPublishesInFlight publishes or at a checkpoint).
+      if (results > 0) {
+        void Promise.all(publishes).then(
+          () => this.observer.emitted?.(this.partition, results, Date.now() - logTimeMs),
+          () => undefined, // drain() rethrows the failure
+        );
+      }
       this.observer.processed?.(this.partition, outcome, processor);
       if (inFlight.length >= this.settings.maxPublishesInFlight) await drain();
       if (performance.now() - lastCheckpointAt >= this.settings.checkpointIntervalMs) await checkpoint();
