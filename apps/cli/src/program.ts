@@ -313,7 +313,7 @@ retries); 130 interrupted (Ctrl-C): rerun the same command to resume.`,
     .option('--host <host>', 'host of the services\' metrics endpoints', '127.0.0.1')
     .option('--ports <list>', `metrics ports that differ from the defaults, e.g. ingestor=19464,windower=19465 (defaults: ${watchedServices.map((service) => `${service.name}=${service.defaultPort}`).join(', ')})`, portOverrides, {})
     .option('--interval <seconds>', 'refresh every this many seconds', integerOption(1, 3600), 2)
-    .option('--max-alerts <n>', 'latest alerts shown', integerOption(1, 100), 8)
+    .option('--max-alerts <n>', 'latest alerts shown of each kind (traffic, spending)', integerOption(1, 100), 8)
     .option('--once', 'print one screen (two readings, so rates show) and exit')
     .option('--json', 'print each reading as one JSON line instead of a screen')
     .action(async (_options: unknown, command: Command) => {

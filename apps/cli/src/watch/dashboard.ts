@@ -258,11 +258,14 @@ export function renderDashboard(now: WatchSnapshot, before: WatchSnapshot | unde
     lines.push(`  ${subject.padEnd(34)} ${integer.format(count)}`);
   }
 
-  lines.push('', bold('LATEST ALERTS', options.color));
-  if (now.alerts.length === 0) lines.push('  none yet');
-  for (const recent of now.alerts.slice(-options.maxAlerts).reverse()) {
-    const raisedAt = recent.alert.raisedAt ?? new Date(recent.receivedAt);
-    lines.push(`  ${raisedAt.toISOString().slice(11, 19)}  ${describeAlert(recent.alert)}`);
+  for (const [title, spending] of [['LATEST TRAFFIC ALERTS (operations)', false], ['LATEST SPENDING ALERTS (customers)', true]] as const) {
+    const ofKind = now.alerts.filter((recent) => (recent.alert.spendingThresholdBreached !== undefined) === spending);
+    lines.push('', bold(title, options.color));
+    if (ofKind.length === 0) lines.push('  none yet');
+    for (const recent of ofKind.slice(-options.maxAlerts).reverse()) {
+      const raisedAt = recent.alert.raisedAt ?? new Date(recent.receivedAt);
+      lines.push(`  ${raisedAt.toISOString().slice(11, 19)} UTC  ${describeAlert(recent.alert)}`);
+    }
   }
   return `${lines.join('\n')}\n`;
 }

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { Alert, IngestServiceClient, Subjects, VehicleClass } from '@tollstream/contracts';
+import { Alert, IngestServiceClient, Subjects, TrafficCondition, VehicleClass } from '@tollstream/contracts';
 import { declareTopology, provisionTopology } from '@tollstream/messaging';
 import { freePort, startIngestor, startNats, tempDir, type NatsHandle, type ServiceProcess } from '@tollstream/testing';
 import { writeFileSync } from 'node:fs';
@@ -62,7 +62,17 @@ describe('tollstream watch (real nats-server and a real ingestor)', () => {
       raisedAt: new Date(),
       spendingThresholdBreached: { accountId: 'acct-7', month: '2026-11', thresholdMinor: 1000, totalMinor: 1100, currency: 'USD' },
     });
-    await js.publish(Subjects.alert('spending'), Alert.encode(alert).finish(), { msgID: alert.alertId });
+    const trafficAlert = Alert.fromPartial({
+      alertId: 'traffic/st-001/2026-11-23T17:00:00Z/below',
+      raisedAt: new Date(),
+      stationTraffic: { stationId: 'st-001', timeZone: 'UTC', slotStart: new Date('2026-11-23T17:00:00Z'), slotEnd: new Date('2026-11-23T17:30:00Z'), vehicleCount: 3, expectedMinimum: 100, condition: TrafficCondition.TRAFFIC_CONDITION_BELOW_MINIMUM },
+    });
+    // The traffic alert is older than three spending alerts: with --max-alerts 2 it must still show.
+    await js.publish(Subjects.alert('traffic'), Alert.encode(trafficAlert).finish(), { msgID: trafficAlert.alertId });
+    for (const account of ['acct-4', 'acct-5', 'acct-7']) {
+      const spending = Alert.fromPartial({ ...alert, alertId: `spending/${account}/2026-11/v1`, spendingThresholdBreached: { ...alert.spendingThresholdBreached, accountId: account } });
+      await js.publish(Subjects.alert('spending'), Alert.encode(spending).finish(), { msgID: spending.alertId });
+    }
     await nc.close();
 
     // One accepted and one rejected record (unknown currency): the rejected one is dead-lettered.
@@ -78,7 +88,7 @@ describe('tollstream watch (real nats-server and a real ingestor)', () => {
     );
     client.close();
 
-    const result = await run(['watch', '--once', '--json', '--nats-url', nats.url, '--ports', `ingestor=${ingestor.httpPort},${otherPorts()}`]);
+    const result = await run(['watch', '--once', '--json', '--max-alerts', '2', '--nats-url', nats.url, '--ports', `ingestor=${ingestor.httpPort},${otherPorts()}`]);
     expect(result.err).toBe('');
     expect(result.code).toBe(0);
     const reading = JSON.parse(result.out.trim().split('\n').at(-1) ?? '{}') as WatchLine;
@@ -87,11 +97,12 @@ describe('tollstream watch (real nats-server and a real ingestor)', () => {
     expect(reading.services.find((service) => service.name === 'windower')?.state).toBe('down');
     expect(reading.services.find((service) => service.name === 'simulator')?.state).toBe('not running');
     expect(reading.streams?.find((stream) => stream.stream === 'TOLL_DLQ')?.subjects).toEqual({ 'tolls.dlq.ingestor': 1 });
-    expect(reading.alerts.map((recent) => recent.alertId)).toEqual(['spending/acct-7/2026-11/v1']);
+    expect(reading.alerts.map((recent) => recent.alertId).sort()).toEqual(['spending/acct-5/2026-11/v1', 'spending/acct-7/2026-11/v1', 'traffic/st-001/2026-11-23T17:00:00Z/below']);
 
     const screen = await run(['watch', '--once', '--nats-url', nats.url, '--ports', `ingestor=${ingestor.httpPort},${otherPorts()}`]);
     expect(screen.out).toMatch(/ingestor\s+up\s+0 accepted\/s/);
     expect(screen.out).toContain('spending  acct-7 passed 10.00 USD in 2026-11 (total 11.00 USD)');
+    expect(screen.out).toContain('traffic   st-001 below minimum 17:00-17:30 UTC: 3 vehicles (expected at least 100)');
   }, 60_000);
 
   it('still shows the services when NATS cannot be reached, and says why the streams are missing', async () => {

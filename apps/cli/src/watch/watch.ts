@@ -38,15 +38,27 @@ async function readService(name: string, url: string): Promise<ServiceReading> {
   }
 }
 
-/** The newest alerts already on the alerts stream, oldest first (so the view is not empty after a restart). */
-async function latestAlerts(jsm: JetStreamManager, count: number): Promise<RecentAlert[]> {
+/** How far back the view looks for alerts already on the stream when it starts. */
+const ALERT_HISTORY_SCAN = 2_000;
+
+/**
+ * The newest alerts of each kind already on the alerts stream, so the view is not empty after a
+ * restart. A wave of spending alerts must not hide the traffic alerts: it scans back until it has
+ * enough of both, or ALERT_HISTORY_SCAN messages.
+ */
+async function latestAlerts(jsm: JetStreamManager, countPerKind: number): Promise<RecentAlert[]> {
   const alerts: RecentAlert[] = [];
   try {
     const info = await jsm.streams.info(Streams.alerts);
-    for (let sequence = info.state.last_seq; sequence >= info.state.first_seq && sequence > 0 && alerts.length < count; sequence--) {
+    let spending = 0;
+    let traffic = 0;
+    const oldest = Math.max(info.state.first_seq, info.state.last_seq - ALERT_HISTORY_SCAN + 1, 1);
+    for (let sequence = info.state.last_seq; sequence >= oldest && (spending < countPerKind || traffic < countPerKind); sequence--) {
       const message = await jsm.streams.getMessage(Streams.alerts, { seq: sequence }).catch(() => null);
       if (!message) continue;
-      alerts.unshift({ receivedAt: message.timestamp ? Date.parse(message.timestamp) : Date.now(), alert: Alert.decode(message.data) });
+      const alert = Alert.decode(message.data);
+      if (alert.spendingThresholdBreached ? spending++ >= countPerKind : traffic++ >= countPerKind) continue;
+      alerts.unshift({ receivedAt: message.timestamp ? Date.parse(message.timestamp) : Date.now(), alert });
     }
   } catch {
     // No alerts stream yet (no service provisioned it): nothing to show.
@@ -79,7 +91,12 @@ class AlertFeed {
     if (this.alerts.some((known) => known.alert.alertId === recent.alert.alertId)) return;
     this.alerts.push(recent);
     this.alerts.sort((a, b) => (a.alert.raisedAt?.getTime() ?? a.receivedAt) - (b.alert.raisedAt?.getTime() ?? b.receivedAt));
-    if (this.alerts.length > this.maxAlerts) this.alerts.splice(0, this.alerts.length - this.maxAlerts);
+    // Keep the newest of each kind: a wave of spending alerts must not push the traffic alerts out.
+    const isSpending = (recent: RecentAlert) => recent.alert.spendingThresholdBreached !== undefined;
+    for (const kind of [true, false]) {
+      const ofKind = this.alerts.filter((known) => isSpending(known) === kind);
+      for (const old of ofKind.slice(0, Math.max(0, ofKind.length - this.maxAlerts))) this.alerts.splice(this.alerts.indexOf(old), 1);
+    }
   }
 
   stop(): void {
