@@ -9,12 +9,14 @@ import { declareTopology, partitionForStation, provisionTopology } from '@tollst
 import { startService, tempDir, waitFor } from '@tollstream/testing';
 import {
   applyMigrations,
+  insertBody,
   insertLines,
   openWarehouse,
   queryThroughEndpoint,
   readQueryEndpointFile,
   transactionColumns,
   transactionRows,
+  transactionTsv,
 } from '@tollstream/warehouse';
 import { cpuSeconds, peakRssMiB } from './stats';
 
@@ -32,7 +34,10 @@ export interface WarehouseBenchResults {
   rows: number;
   recordsPerMessage: number;
   batchMaxRows: number;
+  /** The loader's insert path: TabSeparated bodies as Buffers through chDB's raw insert. */
   rawChdbInsertRowsPerSecond: number;
+  /** The same rows as one string through client.exec (the loader's path before the byte insert). */
+  rawChdbExecRowsPerSecond: number;
   loaderRowsPerSecond: number;
   loaderShareOfRaw: number;
   loaderCpuCoresUsed?: number;
@@ -163,24 +168,52 @@ export async function runWarehouseBench(options: WarehouseBenchOptions, log: (te
     await publishAll(js, messages);
     log('done\n');
 
-    // Raw chDB: the same rows, already as JSONCompactEachRow lines, inserted directly (insert time only).
+    // Raw chDB: the same rows, already as TabSeparated bodies (built as the loader builds them, not
+    // timed), inserted directly into the same table with the same settings, cut into batches of the
+    // loader's size at message boundaries (insert time only). Then the same rows again as one string
+    // each through client.exec, into a second database (the path before the byte insert).
     log('raw chDB insert of the same rows... ');
-    const lines = messages.flatMap((message, index) => transactionRows(TransactionBatch.decode(message.data), index + 1).lines);
+    const bodies = messages.map((message, index) => {
+      const tsv = transactionTsv(message.data, index + 1);
+      if (!tsv) throw new Error('bench rows must take the fast path');
+      return tsv;
+    });
+    const chunks: Array<{ body: Buffer; rows: number }> = [];
+    for (let index = 0; index < bodies.length; ) {
+      const parts: Buffer[] = [];
+      let rows = 0;
+      while (index < bodies.length && rows < options.batchMaxRows) {
+        parts.push(bodies[index].body);
+        rows += bodies[index].rowCount;
+        index++;
+      }
+      chunks.push({ body: Buffer.concat(parts), rows });
+    }
+    const totalRows = chunks.reduce((sum, chunk) => sum + chunk.rows, 0);
     const raw = await openWarehouse({ dataDir: rawDir.path });
     let rawSeconds = 0;
+    let execSeconds = 0;
     try {
       await applyMigrations(raw.client, 'bench_raw');
+      for (const [n, chunk] of chunks.entries()) {
+        const began = performance.now();
+        await insertBody(raw.client, 'bench_raw', 'transactions', transactionColumns, chunk.body, `raw-${n}`, 'TabSeparated', raw.rawInsert);
+        rawSeconds += (performance.now() - began) / 1000;
+      }
+      await applyMigrations(raw.client, 'bench_raw_exec');
+      const lines = messages.flatMap((message, index) => transactionRows(TransactionBatch.decode(message.data), index + 1).lines);
       for (let start = 0, n = 0; start < lines.length; start += options.batchMaxRows, n++) {
         const chunk = lines.slice(start, start + options.batchMaxRows);
         const began = performance.now();
-        await insertLines(raw.client, 'bench_raw', 'transactions', transactionColumns, chunk, `raw-${n}`, 'TabSeparated');
-        rawSeconds += (performance.now() - began) / 1000;
+        await insertLines(raw.client, 'bench_raw_exec', 'transactions', transactionColumns, chunk, `raw-exec-${n}`, 'TabSeparated');
+        execSeconds += (performance.now() - began) / 1000;
       }
     } finally {
       await raw.close();
     }
-    const rawRate = Math.round(lines.length / rawSeconds);
-    log(`${rawRate} rows/s\n`);
+    const rawRate = Math.round(totalRows / rawSeconds);
+    const execRate = Math.round(totalRows / execSeconds);
+    log(`${rawRate} rows/s (string through client.exec: ${execRate} rows/s)\n`);
 
     log('warehouse-loader on the pre-filled stream... ');
     const durable = 'bench-loader-tx';
@@ -263,6 +296,7 @@ export async function runWarehouseBench(options: WarehouseBenchOptions, log: (te
       recordsPerMessage: options.recordsPerMessage,
       batchMaxRows: options.batchMaxRows,
       rawChdbInsertRowsPerSecond: rawRate,
+      rawChdbExecRowsPerSecond: execRate,
       loaderRowsPerSecond: loaderRate,
       loaderShareOfRaw: round(loaderRate / rawRate, 2),
       loaderCpuCoresUsed: round(loaderCpu / loaderSeconds, 2),

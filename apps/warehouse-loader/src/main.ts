@@ -99,6 +99,7 @@ void runService({
     let crashArmed = config.WAREHOUSE_LOADER_CRASH_AFTER_INSERT;
     const loader = new WarehouseLoader({
       client: warehouse.client,
+      rawInsert: warehouse.rawInsert,
       database: config.WAREHOUSE_DATABASE,
       js,
       jsm,

@@ -8,7 +8,15 @@ export {
 } from './lib/schema';
 export { applyMigrations, type MigrationReport } from './lib/migrate';
 export { openWarehouse, redactUrl, type OpenWarehouseOptions, type WarehouseConnection, type WarehouseKind } from './lib/connection';
-export { insertLines, type InsertFormat } from './lib/insert';
+export {
+  insertBody,
+  insertLines,
+  WarehouseInsertError,
+  type InsertFormat,
+  type InsertSettings,
+  type RawBodyInserter,
+} from './lib/insert';
+export { transactionTsv, type TransactionTsv } from './lib/transaction-tsv';
 export {
   alertColumns,
   alertRow,

@@ -1,6 +1,7 @@
 import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions } from '@clickhouse/client';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { RawBodyInserter } from './insert';
 
 export type WarehouseKind = 'server' | 'embedded';
 
@@ -9,6 +10,11 @@ export interface WarehouseConnection {
   readonly kind: WarehouseKind;
   /** Where it points, without credentials (for logs). */
   readonly describe: string;
+  /**
+   * Embedded engine only: inserts a body as bytes (chDB's raw passthrough insert), for insertBody /
+   * insertLines and the loader; undefined for a server (the client sends the body over HTTP).
+   */
+  readonly rawInsert?: RawBodyInserter;
   close(): Promise<void>;
 }
 
@@ -24,8 +30,19 @@ export interface OpenWarehouseOptions {
 /** The pluggable connection slot of `createClient({ connection })`. */
 type ClientConnection = NonNullable<ClickHouseClientConfigOptions['connection']>;
 
+/** The part of chdb's `connection.chdb.rawInsert` used here (chdb 3.4). */
+interface ChdbRawInsert {
+  rawInsert(params: {
+    table: string;
+    values: Buffer;
+    format: string;
+    columns?: readonly string[];
+    settings?: Record<string, string | number | boolean>;
+  }): Promise<unknown>;
+}
+
 interface ChdbConnectionModule {
-  createChdbConnection(options: { path: string }): ClientConnection;
+  createChdbConnection(options: { path: string }): ClientConnection & { chdb?: ChdbRawInsert };
 }
 
 /**
@@ -62,7 +79,7 @@ export async function openWarehouse(options: OpenWarehouseOptions): Promise<Ware
   const path = resolve(options.dataDir);
   mkdirSync(path, { recursive: true });
   const { createChdbConnection } = await loadChdbConnection();
-  let connection: ClientConnection;
+  let connection: ClientConnection & { chdb?: ChdbRawInsert };
   try {
     connection = createChdbConnection({ path });
   } catch (error) {
@@ -71,5 +88,11 @@ export async function openWarehouse(options: OpenWarehouseOptions): Promise<Ware
     });
   }
   const client = createClient({ connection });
-  return { client, kind: 'embedded', describe: `embedded chDB at ${path}`, close: () => client.close() };
+  const native = connection.chdb;
+  const rawInsert: RawBodyInserter | undefined = native
+    ? async ({ table, columns, body, format, settings }) => {
+        await native.rawInsert({ table, columns, values: body, format, settings });
+      }
+    : undefined;
+  return { client, kind: 'embedded', describe: `embedded chDB at ${path}`, rawInsert, close: () => client.close() };
 }

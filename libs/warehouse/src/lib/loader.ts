@@ -12,7 +12,7 @@ import {
 } from '@nats-io/jetstream';
 import { Alert, CustomerSpendBatch, StationTrafficBatch, Streams, Subjects, TransactionBatch } from '@tollstream/contracts';
 import type { DeadLetterPublisher } from '@tollstream/messaging';
-import { insertLines, type InsertFormat } from './insert';
+import { insertBody, type InsertFormat, type RawBodyInserter } from './insert';
 import {
   alertColumns,
   alertRow,
@@ -24,6 +24,7 @@ import {
   transactionRows,
 } from './rows';
 import { assertDatabaseName } from './schema';
+import { transactionTsv } from './transaction-tsv';
 
 export type WarehouseTable = 'transactions' | 'spend_windows' | 'traffic_windows' | 'alerts';
 export type LoaderStreamName = 'transactions' | 'aggregates' | 'alerts';
@@ -60,6 +61,11 @@ export interface LoaderObserver {
 
 export interface WarehouseLoaderOptions {
   client: ClickHouseClient;
+  /**
+   * The embedded engine's byte insert (`WarehouseConnection.rawInsert`): the transactions body goes
+   * to chDB as a Buffer, without a conversion to a JavaScript string. Unset: `client.exec`.
+   */
+  rawInsert?: RawBodyInserter;
   database: string;
   js: JetStreamClient;
   jsm: JetStreamManager;
@@ -91,10 +97,11 @@ export interface WarehouseLoaderOptions {
 
 interface DecodedMessage {
   msg: JsMsg;
+  /** Rows as lines, per table (window results and alerts). */
   rows: Partial<Record<WarehouseTable, string[]>>;
+  /** Transactions only: the TabSeparated rows, each ending with '\n' (transaction-tsv.ts). */
+  body?: Buffer;
   rowCount: number;
-  /** Transactions only: [station_id, transaction_id] of each row, in row order. */
-  keys?: Array<[string, string]>;
   /** Oldest ingested_at of a transaction message's rows. */
   oldestIngestedAtMs?: number;
 }
@@ -111,6 +118,11 @@ interface StreamSpec {
 /** A ClickHouse string literal. */
 function sqlString(text: string): string {
   return `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+/** Lines as one body, each line ending with '\n' (the form of transaction-tsv.ts). */
+function linesBody(lines: readonly string[]): Buffer {
+  return Buffer.from(lines.length === 0 ? '' : `${lines.join('\n')}\n`);
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -214,11 +226,14 @@ export class WarehouseLoader {
     const partial: DecodedMessage[] = [];
     for (const item of suspects) {
       const n = stored.get(item.msg.seq) ?? 0;
-      if (n >= item.rowCount) replaced.set(item, { ...item, rows: {}, rowCount: 0 });
+      if (n >= item.rowCount) replaced.set(item, { ...item, rows: {}, body: undefined, rowCount: 0 });
       else if (n > 0 || item.msg.info.deliveryCount > 1 || item.msg.seq <= this.transactionsHighWater) partial.push(item);
     }
     if (partial.length > 0) {
-      const tuples = partial.flatMap((item) => item.keys ?? []).map(([station, id]) => `(${sqlString(station)}, ${sqlString(id)})`);
+      // Rare (crash recovery): the rows and identities again, through the generated decoder (records it
+      // refuses were dead-lettered at the first decode and are not rows).
+      const mapped = new Map(partial.map((item) => [item, transactionRows(TransactionBatch.decode(item.msg.data), item.msg.seq)]));
+      const tuples = partial.flatMap((item) => mapped.get(item)?.keys ?? []).map(([station, id]) => `(${sqlString(station)}, ${sqlString(id)})`);
       const present = new Set<string>();
       for (let start = 0; start < tuples.length; start += 10_000) {
         const found = await this.options.client.query({
@@ -229,10 +244,10 @@ export class WarehouseLoader {
         for (const [station, id] of await found.json<[string, string]>()) present.add(`${station}\u0000${id}`);
       }
       for (const item of partial) {
-        const keys = item.keys ?? [];
-        const lines = item.rows.transactions ?? [];
+        const keys = mapped.get(item)?.keys ?? [];
+        const lines = mapped.get(item)?.lines ?? [];
         const keptLines = lines.filter((_line, index) => !present.has(`${keys[index]?.[0]}\u0000${keys[index]?.[1]}`));
-        if (keptLines.length < lines.length) replaced.set(item, { ...item, rows: { transactions: keptLines }, rowCount: keptLines.length });
+        if (keptLines.length < lines.length) replaced.set(item, { ...item, body: linesBody(keptLines), rowCount: keptLines.length });
       }
     }
     if (replaced.size === 0) return batch;
@@ -255,6 +270,9 @@ export class WarehouseLoader {
         durableSuffix: 'tx',
         tables: ['transactions'],
         decode: async (msg) => {
+          // The common case straight from the bytes; anything else through the generated decoder.
+          const fast = transactionTsv(msg.data, msg.seq);
+          if (fast) return { msg, rows: {}, body: fast.body, rowCount: fast.rowCount, oldestIngestedAtMs: fast.oldestIngestedAtMs };
           let batch: TransactionBatch;
           try {
             batch = TransactionBatch.decode(msg.data);
@@ -268,8 +286,8 @@ export class WarehouseLoader {
           }
           return {
             msg,
-            rows: { transactions: mapped.lines },
-            keys: mapped.keys,
+            rows: {},
+            body: linesBody(mapped.lines),
             rowCount: mapped.lines.length,
             oldestIngestedAtMs: mapped.oldestIngestedAtMs,
           };
@@ -451,21 +469,31 @@ class StreamPipeline {
   private async insertAll(batch: DecodedMessage[]): Promise<void> {
     for (const table of this.spec.tables) {
       const lines: string[] = [];
+      const bodies: Buffer[] = [];
+      let rowCount = 0;
       let first = 0;
       let last = 0;
       for (const item of batch) {
-        const rows = item.rows[table];
-        if (!rows || rows.length === 0) continue;
+        if (table === 'transactions') {
+          if (!item.body || item.rowCount === 0) continue;
+          bodies.push(item.body);
+          rowCount += item.rowCount;
+        } else {
+          const rows = item.rows[table];
+          if (!rows || rows.length === 0) continue;
+          for (const line of rows) lines.push(line);
+          rowCount += rows.length;
+        }
         if (first === 0) first = item.msg.seq;
         last = item.msg.seq;
-        for (const line of rows) lines.push(line);
       }
-      if (lines.length === 0) continue;
+      if (rowCount === 0) continue;
       // Deterministic for the same messages: a re-insert after a crash is dropped by the engine.
-      const token = `${this.durable}:${table}:${first}-${last}:${lines.length}`;
+      const token = `${this.durable}:${table}:${first}-${last}:${rowCount}`;
+      const body = table === 'transactions' ? Buffer.concat(bodies) : lines.join('\n');
       const started = performance.now();
-      await insertLines(this.options.client, this.database, table, columnsOf[table], lines, token, formatOf(table));
-      this.options.observer?.inserted?.(table, lines.length, (performance.now() - started) / 1000);
+      await insertBody(this.options.client, this.database, table, columnsOf[table], body, token, formatOf(table), this.options.rawInsert);
+      this.options.observer?.inserted?.(table, rowCount, (performance.now() - started) / 1000);
     }
   }
 
