@@ -1,9 +1,10 @@
 /**
- * npm run bench [-- --json FILE] [--seconds N] [--only ingest|windower|warehouse|billing|traffic|notifier]
+ * npm run bench [-- --json FILE] [--seconds N] [--only ingest|windower|warehouse|billing|traffic|notifier|pipeline]
  * Measures, each beside the raw limit of the same machine in the same run: the ingestor (raw
  * JetStream publish), the windower (raw JetStream consume of the same stream), the
  * warehouse-loader (raw chDB insert of the same rows), and billing-threshold (results applied/s,
- * breach detection latency).
+ * breach detection latency), and the whole pipeline end to end (highest sustained rate; alert
+ * latencies, warehouse freshness, CPU and RSS per process at that rate and at 50,000 records/s).
  */
 import { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
@@ -17,6 +18,7 @@ import { printWindowerBench, runWindowerBench } from './windower-load';
 import { printBillingBench, runBillingBench } from './billing-load';
 import { printNotifierBench, runNotifierBench } from './notifier-load';
 import { printTrafficBench, runTrafficBench } from './traffic-load';
+import { pipelineDefaults, printPipelineBench, runPipelineBench } from './pipeline-bench';
 import { cpuSeconds, peakRssMiB } from './stats';
 
 const program = new Command()
@@ -27,12 +29,14 @@ const program = new Command()
   .option('--batch-size <n>', 'records per SubmitTransactions call', '1000')
   .option('--concurrency <n>', 'batches in flight', '16')
   .option('--steady-rate <n>', 'offered load (records/s) of the latency phase', '50000')
-  .option('--only <phase>', 'run one phase only: ingest, windower, warehouse, billing, traffic or notifier')
+  .option('--only <phase>', 'run one phase only: ingest, windower, warehouse, billing, traffic, notifier or pipeline')
   .option('--windower-records <n>', 'transactions pre-filled in the stream for the windower throughput phase', '2000000')
   .option('--windower-accounts <n>', 'distinct accounts held in open spend windows for the windower memory phase', '1000000')
   .option('--warehouse-rows <n>', 'transactions pre-filled in the stream for the warehouse phase', '1000000')
-  .option('--warehouse-batch-rows <n>', 'WAREHOUSE_BATCH_MAX_ROWS of the loader (and raw insert batch size)', '200000')
+  .option('--warehouse-batch-rows <n>', 'WAREHOUSE_BATCH_MAX_ROWS of the loader (and raw insert batch size)', '50000')
   .option('--warehouse-steady-seconds <n>', 'duration of the warehouse freshness phase', '30')
+  .option('--pipeline-step-seconds <n>', 'duration of each offered-rate step of the pipeline phase', String(pipelineDefaults.stepSeconds))
+  .option('--pipeline-rates <list>', 'offered rates (records/s, comma-separated) of the pipeline phase instead of the rate search')
   .parse();
 
 interface BenchOptions {
@@ -47,9 +51,11 @@ interface BenchOptions {
   warehouseSteadySeconds: string;
   windowerRecords: string;
   windowerAccounts: string;
+  pipelineStepSeconds: string;
+  pipelineRates?: string;
 }
 
-const PHASES = ['ingest', 'windower', 'warehouse', 'billing', 'traffic', 'notifier'];
+const PHASES = ['ingest', 'windower', 'warehouse', 'billing', 'traffic', 'notifier', 'pipeline'];
 
 async function main(): Promise<void> {
   const options = program.opts<BenchOptions>();
@@ -83,6 +89,16 @@ async function main(): Promise<void> {
     printNotifierBench(notifier);
     results['notifier'] = notifier;
   }
+  if (runs('pipeline')) {
+    const rates = (options.pipelineRates ?? '')
+      .split(',')
+      .filter((rate) => rate.trim() !== '')
+      .map(Number);
+    if (rates.some((rate) => !Number.isFinite(rate) || rate <= 0)) throw new Error(`--pipeline-rates: expected positive numbers, got ${options.pipelineRates}`);
+    const pipeline = await runPipelineBench({ stepSeconds: Number(options.pipelineStepSeconds), rates });
+    printPipelineBench(pipeline);
+    results['pipeline'] = pipeline;
+  }
   if (options.json) writeFileSync(options.json, JSON.stringify(results, null, 2));
 }
 
@@ -104,7 +120,8 @@ async function warehousePhase(options: BenchOptions): Promise<WarehouseBenchResu
     );
     console.log('\nWarehouse (chDB embedded; loader as its own process; same rows in the same run)');
     console.table({
-      'raw chDB insert, JSONCompactEachRow (rows/s)': warehouse.rawChdbInsertRowsPerSecond,
+      'raw chDB insert of the same TabSeparated bytes, same batches (rows/s)': warehouse.rawChdbInsertRowsPerSecond,
+      'raw chDB insert through client.exec strings (rows/s)': warehouse.rawChdbExecRowsPerSecond,
       'warehouse-loader from a pre-filled stream (rows/s)': warehouse.loaderRowsPerSecond,
       'loader / raw': warehouse.loaderShareOfRaw,
       'target loader rows/s': 200_000,
