@@ -3,7 +3,7 @@
  * embedded JetStream KV store; MongoDB when MONGODB_URI is set) and breach detection latency
  * (spend result published → alert stored in TOLL_ALERTS).
  */
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
@@ -31,6 +31,10 @@ export interface BillingStoreFigures {
   seconds: number;
   resultsPerSecond: number;
   cpuSeconds?: number;
+  /** Consumption rounds of the throughput phase (messages are grouped per account within a round). */
+  rounds?: number;
+  /** CPU seconds of billing-threshold and of nats-server during the throughput phase only. */
+  throughputCpuSeconds?: { billing?: number; natsServer?: number };
   peakRssMiB?: number;
   breachLatencyMs: { p50: number; p90: number; p99: number; max: number; samples: number };
 }
@@ -82,6 +86,25 @@ async function publishResults(js: JetStreamClient, windows: CustomerSpendWindow[
   await Promise.all(pending);
 }
 
+/** The local nats-server process listening on the URL's port (the bench's own server), if found in /proc. */
+function natsServerPid(url: string): number | undefined {
+  const port = /:(\d+)\/?$/.exec(url)?.[1];
+  if (!port) return undefined;
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+      if (cmdline[0]?.endsWith('nats-server') && cmdline.some((arg, i) => arg === port || arg.endsWith(`:${port}`) || (cmdline[i - 1] === '-p' && arg === port))) return Number(name);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
+const difference = (after: number | undefined, before: number | undefined): number | undefined =>
+  after === undefined || before === undefined ? undefined : after - before;
+
 async function metricSum(port: number, name: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   let total = 0;
@@ -125,22 +148,37 @@ async function benchStore(store: 'nats-kv' | 'mongodb', options: BillingBenchOpt
       BILLING_GRPC_HOST: '127.0.0.1',
       ACCOUNT_API_TOKEN_FILE: tokenFile,
       BILLING_STORE: store,
-      BILLING_ACCOUNT_CONCURRENCY: process.env['BILLING_ACCOUNT_CONCURRENCY'] ?? '64',
       LOG_LEVEL: 'info',
     };
+    // The service's defaults unless set for the bench (e.g. BILLING_ACCOUNT_CONCURRENCY=64 npm run bench -- --only billing).
+    for (const name of ['BILLING_ACCOUNT_CONCURRENCY', 'BILLING_MAX_MESSAGES_PER_ROUND', 'BILLING_KV_CACHED_ACCOUNTS']) {
+      if (process.env[name] !== undefined) env[name] = process.env[name];
+    }
     if (store === 'mongodb') Object.assign(env, { MONGODB_URI: process.env['MONGODB_URI'], MONGODB_DATABASE: `billing_bench_${Date.now()}` });
     billing = await startService({ app: 'billing-threshold', grpcPortVariable: 'BILLING_GRPC_PORT', httpPortVariable: 'BILLING_HTTP_PORT', env, readyTimeoutMs: 120_000 });
     // Consumption starts just before "ready": count from the first reading after it.
     const port = billing.httpPort;
+    const natsPid = natsServerPid(nats.url);
+    const cpuAtStart = { billing: cpuSeconds(billing.pid), nats: natsPid === undefined ? undefined : cpuSeconds(natsPid) };
     const started = Date.now();
     const appliedAtStart = await metricSum(port, 'tollstream_billing_results_total');
-    for (;;) {
-      if ((await metricSum(port, 'tollstream_billing_results_total')) >= options.results) break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    try {
+      for (;;) {
+        if ((await metricSum(port, 'tollstream_billing_results_total')) >= options.results) break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    } catch (error) {
+      log(`billing (${store}): the service failed; its last output:\n${billing.process.output().split('\n').slice(-30).join('\n')}`);
+      throw error;
     }
     const seconds = (Date.now() - started) / 1000;
     const measured = options.results - appliedAtStart;
     const cpu = cpuSeconds(billing.pid);
+    const rounds = await metricSum(port, 'tollstream_billing_round_messages_count');
+    const throughputCpuSeconds = {
+      billing: difference(cpu, cpuAtStart.billing),
+      natsServer: natsPid === undefined ? undefined : difference(cpuSeconds(natsPid), cpuAtStart.nats),
+    };
     log(`billing (${store}): ${measured} results in ${seconds.toFixed(1)} s after ready (${appliedAtStart} applied before)`);
 
     // Latency: accounts with a threshold 1 minor unit above their total; one result each crosses it.
@@ -175,6 +213,8 @@ async function benchStore(store: 'nats-kv' | 'mongodb', options: BillingBenchOpt
       seconds,
       resultsPerSecond: Math.round(measured / seconds),
       cpuSeconds: cpu,
+      throughputCpuSeconds,
+      rounds,
       peakRssMiB: peakRssMiB(billing.pid),
       breachLatencyMs: {
         p50: percentile(sorted, 50),
@@ -185,7 +225,9 @@ async function benchStore(store: 'nats-kv' | 'mongodb', options: BillingBenchOpt
       },
     };
   } finally {
-    await billing?.kill('SIGKILL');
+    // A graceful stop when profiling (--cpu-prof writes its profile at exit), else a kill.
+    if (process.env['TOLLSTREAM_SERVICE_NODE_ARGS']?.includes('--cpu-prof')) await billing?.stop();
+    else await billing?.kill('SIGKILL');
     await nc.close();
     await nats.stop();
     await dir.remove();
@@ -209,6 +251,14 @@ export function printBillingBench(figures: BillingBenchFigures): void {
         `(${store.results.toLocaleString('en-US')} results, ${store.accounts.toLocaleString('en-US')} accounts, ${figures.options.resultsPerMessage}/message, ` +
         `${store.seconds.toFixed(1)} s; process CPU ${store.cpuSeconds?.toFixed(1) ?? '?'} s incl. start-up, peak RSS ${store.peakRssMiB?.toFixed(0) ?? '?'} MiB)`,
     );
+    const t = store.throughputCpuSeconds;
+    if (t) {
+      const share = (value: number | undefined) => (value === undefined ? '?' : `${value.toFixed(1)} s = ${Math.round((100 * value) / store.seconds)} % of a core`);
+      console.log(
+        `  ${store.store}: throughput phase: CPU billing-threshold ${share(t.billing)}, nats-server ${share(t.natsServer)}; ` +
+          `${store.rounds ?? '?'} rounds`,
+      );
+    }
     const l = store.breachLatencyMs;
     console.log(`  ${store.store}: breach detection (result published → alert) p50 ${l.p50} ms, p90 ${l.p90} ms, p99 ${l.p99} ms, max ${l.max} ms (${l.samples} breaches)`);
   }

@@ -22,6 +22,8 @@ export const billingConfigSchema = z
     MONGODB_URI: z.string().min(1).optional(),
     MONGODB_DATABASE: z.string().min(1).default('tollstream'),
     BILLING_KV_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/).default('billing-accounts'),
+    /** nats-kv: accounts whose last written entry is kept to skip the read before a compare-and-set (0 = none; ADR 0008 amendment). */
+    BILLING_KV_CACHED_ACCOUNTS: z.coerce.number().int().min(0).max(10_000_000).default(20_000),
 
     /** Zone new accounts' calendar months are counted in. */
     OPERATOR_TIME_ZONE: timeZoneSchema.default('UTC'),
@@ -35,7 +37,7 @@ export const billingConfigSchema = z
     BILLING_ACK_WAIT: durationMsSchema.default(30_000),
     BILLING_MAX_MESSAGES_PER_ROUND: z.coerce.number().int().min(1).max(10_000).default(256),
     BILLING_MAX_ACK_PENDING: z.coerce.number().int().min(1).max(1_000_000).default(4_096),
-    BILLING_ACCOUNT_CONCURRENCY: z.coerce.number().int().min(1).max(1_024).default(32),
+    BILLING_ACCOUNT_CONCURRENCY: z.coerce.number().int().min(1).max(1_024).default(128),
     /** How often outboxes left by a crash (alerts stored, publication unconfirmed) are looked for; also at start-up. */
     BILLING_OUTBOX_SWEEP_INTERVAL: durationMsSchema.default(30_000),
 

@@ -13,10 +13,10 @@ import {
   startOpsHttpServer,
 } from '@tollstream/service-kit';
 import { KvAccountSpendStore, MongoAccountSpendStore, type AccountSpendStore } from '@tollstream/stores';
+
 import { billingConfigSchema } from './config';
 
 const logger = createLogger({ service: 'billing-threshold', level: process.env['LOG_LEVEL'] });
-
 
 void runService({
   name: 'billing-threshold',
@@ -57,7 +57,7 @@ void runService({
     const store: AccountSpendStore =
       config.BILLING_STORE === 'mongodb'
         ? await MongoAccountSpendStore.open({ uri: config.MONGODB_URI as string, database: config.MONGODB_DATABASE })
-        : await KvAccountSpendStore.open(js, { bucket: config.BILLING_KV_BUCKET, replicas: config.NATS_STREAM_REPLICAS });
+        : await KvAccountSpendStore.open(js, { bucket: config.BILLING_KV_BUCKET, replicas: config.NATS_STREAM_REPLICAS, cachedAccounts: config.BILLING_KV_CACHED_ACCOUNTS, connection: nc });
 
     const applier = new SpendApplier({
       store,

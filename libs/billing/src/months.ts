@@ -21,8 +21,28 @@ export function isValidTimeZone(timeZone: string): boolean {
   }
 }
 
+/**
+ * Months already computed, by zone and exact instant: window results of one round share few window
+ * starts (1-second windows), and Intl formatting is the costly part of applying a result. Exact
+ * (keyed by the instant itself, no bucketing), bounded by clearing.
+ */
+const monthCache = new Map<string, Map<number, string>>();
+const MONTH_CACHE_LIMIT = 50_000;
+
 /** The calendar month of an instant in a time zone, "YYYY-MM". */
 export function monthOf(epochMs: number, timeZone: string): string {
+  let zoneCache = monthCache.get(timeZone);
+  if (!zoneCache) monthCache.set(timeZone, (zoneCache = new Map()));
+  let month = zoneCache.get(epochMs);
+  if (month === undefined) {
+    month = formatMonth(epochMs, timeZone);
+    if (zoneCache.size >= MONTH_CACHE_LIMIT) zoneCache.clear();
+    zoneCache.set(epochMs, month);
+  }
+  return month;
+}
+
+function formatMonth(epochMs: number, timeZone: string): string {
   let year = '';
   let month = '';
   for (const part of formatterOf(timeZone).formatToParts(epochMs)) {

@@ -1,7 +1,6 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import {
-  type AccountRecord,
   type AccountSpendDocument,
   type AccountSpendStore,
   type AccountUpdate,
@@ -9,7 +8,15 @@ import {
   type MonthKey,
   type MonthRecord,
 } from './account-spend-store';
-import { updateWithCompareAndSet } from './kv-compare-and-set';
+import {
+  backoff,
+  MAX_UPDATE_ATTEMPTS,
+  StoreContentionError,
+  type AccountRecord,
+} from './account-spend-store';
+import { isRevisionConflict } from './kv-compare-and-set';
+import { KvDirectRequests, KvRevisionConflict } from './kv-direct-requests';
+import type { NatsConnection } from '@nats-io/transport-node';
 
 export interface KvAccountSpendStoreOptions {
   /** Bucket of the account documents (default billing-accounts); outbox markers go to <bucket>-outbox. */
@@ -18,6 +25,24 @@ export interface KvAccountSpendStoreOptions {
   replicas?: number;
   /** Outbox markers of accounts whose outbox is empty are removed once older than this (default 60 s). */
   outboxMarkerGraceMs?: number;
+  /**
+   * Accounts whose last written entry (revision + document) this process keeps, least recently
+   * updated evicted first (default 20,000; 0 = none). An update of a cached account skips the read
+   * and compare-and-sets against the cached revision; see update().
+   */
+  cachedAccounts?: number;
+  /**
+   * The connection `js` was made from: the get and compare-and-set of account entries then go
+   * through KvDirectRequests (same wire messages, far less client CPU) when the bucket allows direct
+   * gets and has no domain/mirror; without it, through the @nats-io/kv methods.
+   */
+  connection?: NatsConnection;
+}
+
+/** An entry as this process last wrote it (or read it): its revision and the document's JSON. */
+interface CachedEntry {
+  revision: number;
+  json: string;
 }
 
 /**
@@ -34,7 +59,12 @@ export class KvAccountSpendStore implements AccountSpendStore {
     private readonly accounts: KV,
     private readonly outboxMarkers: KV,
     private readonly outboxMarkerGraceMs: number,
+    private readonly cacheLimit: number,
+    private readonly direct: KvDirectRequests | undefined,
   ) {}
+
+  /** Insertion order = recency (re-inserted on every use): the first key is the least recently used. */
+  private readonly cache = new Map<string, CachedEntry>();
 
   static async open(js: JetStreamClient, options: KvAccountSpendStoreOptions = {}): Promise<KvAccountSpendStore> {
     const kvm = new Kvm(js);
@@ -42,19 +72,87 @@ export class KvAccountSpendStore implements AccountSpendStore {
     const replicas = options.replicas ?? 1;
     const accounts = await kvm.create(bucket, { history: 1, replicas });
     const outboxMarkers = await kvm.create(`${bucket}-outbox`, { history: 1, replicas });
-    return new KvAccountSpendStore(accounts, outboxMarkers, options.outboxMarkerGraceMs ?? 60_000);
+    const { streamInfo } = await accounts.status();
+    const direct =
+      options.connection && streamInfo.config.allow_direct && !streamInfo.config.mirror && !streamInfo.config.sources?.length
+        ? new KvDirectRequests(options.connection, bucket)
+        : undefined;
+    return new KvAccountSpendStore(accounts, outboxMarkers, options.outboxMarkerGraceMs ?? 60_000, options.cachedAccounts ?? 20_000, direct);
   }
 
+  /**
+   * Read-compute-compare-and-set, retried on conflict. With a cached entry (this process wrote or
+   * read the account before) the read is skipped: the change is computed from the cached document
+   * and written with `kv.update(key, value, cachedRevision)`, which the server refuses if anyone
+   * wrote the entry since, so a stale cache can only cost a retry, never a lost or double update.
+   * A computation that writes nothing is only answered if the entry's revision, read now, is still
+   * the cached one (else it runs again on the current entry), so answers are never stale either.
+   */
   async update<R>(accountId: string, update: AccountUpdate<R>): Promise<R> {
     const key = kvKeyOfAccount(accountId);
-    return updateWithCompareAndSet(this.accounts, key, `account ${accountId}`, async (entry) => {
-      const current = entry !== null && entry.operation === 'PUT' ? decodeDocument(entry.value) : undefined;
+    let cached = this.cacheLimit > 0 ? this.cache.get(key) : undefined;
+    for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
+      let revision: number; // 0: no entry
+      let current: AccountSpendDocument | undefined;
+      if (cached) {
+        revision = cached.revision;
+        current = JSON.parse(cached.json) as AccountSpendDocument;
+      } else {
+        const entry = await this.getEntry(key);
+        revision = entry?.revision ?? 0;
+        if (entry !== null && entry.operation === 'PUT') {
+          const json = decoder.decode(entry.value);
+          current = JSON.parse(json) as AccountSpendDocument;
+          this.remember(key, { revision, json });
+        } else {
+          current = undefined;
+          this.cache.delete(key);
+        }
+      }
       const { next, result } = update.apply(current);
-      if (!next) return { value: undefined, result };
+      if (!next) {
+        if (!cached) return result;
+        // Computed from the cache: answer only if the entry is still the cached revision.
+        const entry = await this.getEntry(key);
+        if ((entry?.revision ?? 0) === cached.revision) return result;
+        cached = undefined;
+        this.cache.delete(key);
+        continue;
+      }
       if (next.account.accountId !== accountId) throw new Error(`update of ${accountId} returned account ${next.account.accountId}`);
       if (next.account.outbox.length > 0) await this.outboxMarkers.put(key, new Uint8Array(0));
-      return { value: encodeDocument(next), result };
-    });
+      const json = JSON.stringify(next);
+      try {
+        const written = this.direct
+          ? await this.direct.compareAndSet(key, encoder.encode(json), revision)
+          : revision === 0
+            ? await this.accounts.create(key, encoder.encode(json))
+            : await this.accounts.update(key, encoder.encode(json), revision);
+        this.remember(key, { revision: written, json });
+        return result;
+      } catch (error) {
+        this.cache.delete(key);
+        if (!(error instanceof KvRevisionConflict) && !isRevisionConflict(error)) throw error;
+        // A stale cache is no contention: read and retry at once; a conflict after a read backs off.
+        if (!cached) await backoff(attempt);
+        cached = undefined;
+      }
+    }
+    throw new StoreContentionError(`account ${accountId}: no update succeeded in ${MAX_UPDATE_ATTEMPTS} attempts`);
+  }
+
+  private async getEntry(key: string): Promise<{ revision: number; operation: string; value: Uint8Array } | null> {
+    return this.direct ? this.direct.get(key) : this.accounts.get(key);
+  }
+
+  private remember(key: string, entry: CachedEntry): void {
+    if (this.cacheLimit <= 0) return;
+    this.cache.delete(key);
+    this.cache.set(key, entry);
+    if (this.cache.size > this.cacheLimit) {
+      const oldest = this.cache.keys().next();
+      if (!oldest.done) this.cache.delete(oldest.value);
+    }
   }
 
   async read(accountId: string, months: (account: AccountRecord) => MonthKey[]): Promise<AccountSpendDocument | undefined> {
@@ -96,6 +194,7 @@ export class KvAccountSpendStore implements AccountSpendStore {
   }
 
   async close(): Promise<void> {
+    this.direct?.close();
     // The buckets belong to the connection, which the caller owns.
   }
 }
@@ -103,10 +202,6 @@ export class KvAccountSpendStore implements AccountSpendStore {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-function encodeDocument(document: AccountSpendDocument): Uint8Array {
-  return encoder.encode(JSON.stringify(document));
-}
 
 function decodeDocument(bytes: Uint8Array): AccountSpendDocument {
   return JSON.parse(decoder.decode(bytes)) as AccountSpendDocument;
