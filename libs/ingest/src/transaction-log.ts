@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  AckPolicy,
   DeliverPolicy,
   JetStreamApiCodes,
   JetStreamApiError,
@@ -145,8 +146,11 @@ export class TransactionLog {
     const consumer = await this.js.consumers.get(Streams.transactions, {
       name_prefix: `ingestor-duplicate-index-${randomUUID().slice(0, 8)}`,
       filter_subjects: Subjects.transactionsAll,
-      deliver_policy: DeliverPolicy.StartTime,
-      opt_start_time: startTime.toISOString(),
+      // By sequence, not DeliverPolicy.StartTime: @nats-io/jetstream 3.4 keeps opt_start_time when it
+      // recreates an ordered consumer (e.g. after a broker restart) with a start sequence, which the
+      // server refuses; the tail, and with it every append, then stopped for good.
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: await this.firstSequenceSince(startTime),
     });
     this.tail = await consumer.consume({ max_messages: 512 });
     const tail = this.tail;
@@ -411,6 +415,25 @@ export class TransactionLog {
       const transaction = ingested.transaction;
       if (!transaction?.occurredAt) continue;
       this.index.add(transaction.stationId, transaction.transactionId, message.seq, transaction.occurredAt.getTime());
+    }
+  }
+
+  /** The first stream sequence stored at or after `startTime`, else the next one to be written. */
+  private async firstSequenceSince(startTime: Date): Promise<number> {
+    const lastBefore = (await this.jsm.streams.info(Streams.transactions)).state.last_seq;
+    const probe = await this.jsm.consumers.add(Streams.transactions, {
+      deliver_policy: DeliverPolicy.StartTime,
+      opt_start_time: startTime.toISOString(),
+      ack_policy: AckPolicy.None,
+      filter_subject: Subjects.transactionsAll,
+      inactive_threshold: 60_000_000_000,
+    });
+    try {
+      if (probe.num_pending === 0) return lastBefore + 1;
+      const first = await (await this.js.consumers.get(Streams.transactions, probe.name)).next({ expires: 5_000 });
+      return first?.seq ?? lastBefore + 1;
+    } finally {
+      await this.jsm.consumers.delete(Streams.transactions, probe.name).catch(() => undefined);
     }
   }
 
