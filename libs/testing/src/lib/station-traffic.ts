@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { IngestServiceClient, TransactionStatus, type SubmitTransactionsResponse, type TollTransaction } from '@tollstream/contracts';
+import { IngestServiceClient, RejectionCode, TransactionStatus, type SubmitTransactionsResponse, type TollTransaction } from '@tollstream/contracts';
 
 /** Deterministic pseudo-random numbers (mulberry32): a failing seed can be replayed. */
 export function seededRandom(seed: number): () => number {
@@ -51,9 +51,9 @@ export async function sendThroughIngestor(
         response.results.forEach((result, index) => {
           if (result.status === TransactionStatus.TRANSACTION_STATUS_ACCEPTED) accepted++;
           else if (result.status === TransactionStatus.TRANSACTION_STATUS_DUPLICATE) duplicate++;
-          else if (result.status === TransactionStatus.TRANSACTION_STATUS_REJECTED) {
+          else if (result.status === TransactionStatus.TRANSACTION_STATUS_REJECTED && result.rejectionCode !== RejectionCode.REJECTION_CODE_UNAVAILABLE) {
             throw new Error(`record ${pending[index].transactionId} rejected: ${result.reason}`);
-          } else retry.push(pending[index]);
+          } else retry.push(pending[index]); // REJECTED with UNAVAILABLE: the ingestor asks to send it again
         });
         pending = retry;
         if (pending.length > 0) await new Promise((resolve) => setTimeout(resolve, 200));
