@@ -140,7 +140,13 @@ grep '"event":"live"' "$data/logs/simulator.log" | head -1 | node -e "
 
 say "Starting the windower (1-second spend windows, 30-minute traffic slots in each station's time zone)"
 start_service windower 60 NATS_URL="$nats_url" WINDOWER_HTTP_PORT="$windower_http_port" WINDOWER_INSTANCE_ID=local-1 \
-  STATION_TIME_ZONES_FILE="$data/scenario/station-time-zones.json"
+  STATION_TIME_ZONES_FILE="$data/scenario/station-time-zones.json" || {
+  if grep -q 'window configuration differs' "$data/logs/windower.log"; then
+    say "This data directory holds results computed with other window settings (an older version of npm start?)."
+    echo "The windower refuses to publish them again under new ids (billing would count them twice). Start over with: rm -rf $data"
+  fi
+  exit 1
+}
 
 if [ -n "${CLICKHOUSE_URL:-}" ]; then warehouse="CLICKHOUSE_URL=$CLICKHOUSE_URL"; where="the ClickHouse server"
 else warehouse="WAREHOUSE_DATA_DIR=$data/warehouse"; where="embedded ClickHouse in $data/warehouse"; fi
