@@ -151,7 +151,7 @@ async function benchStore(store: 'nats-kv' | 'mongodb', options: BillingBenchOpt
       LOG_LEVEL: 'info',
     };
     // The service's defaults unless set for the bench (e.g. BILLING_ACCOUNT_CONCURRENCY=64 npm run bench -- --only billing).
-    for (const name of ['BILLING_ACCOUNT_CONCURRENCY', 'BILLING_MAX_MESSAGES_PER_ROUND', 'BILLING_KV_CACHED_ACCOUNTS']) {
+    for (const name of ['BILLING_ACCOUNT_CONCURRENCY', 'BILLING_MAX_MESSAGES_PER_ROUND', 'BILLING_MAX_ROUNDS_IN_FLIGHT', 'BILLING_KV_CACHED_ACCOUNTS', 'BILLING_KV_CACHE_MAX_BYTES']) {
       if (process.env[name] !== undefined) env[name] = process.env[name];
     }
     if (store === 'mongodb') Object.assign(env, { MONGODB_URI: process.env['MONGODB_URI'], MONGODB_DATABASE: `billing_bench_${Date.now()}` });

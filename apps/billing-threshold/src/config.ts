@@ -23,7 +23,9 @@ export const billingConfigSchema = z
     MONGODB_DATABASE: z.string().min(1).default('tollstream'),
     BILLING_KV_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/).default('billing-accounts'),
     /** nats-kv: accounts whose last written entry is kept to skip the read before a compare-and-set (0 = none; ADR 0008 amendment). */
-    BILLING_KV_CACHED_ACCOUNTS: z.coerce.number().int().min(0).max(10_000_000).default(20_000),
+    BILLING_KV_CACHED_ACCOUNTS: z.coerce.number().int().min(0).max(10_000_000).default(250_000),
+    /** nats-kv: bound of that cache by size (documents' JSON + a fixed overhead per account; 0 = by count only; ADR 0008 amendment 2). */
+    BILLING_KV_CACHE_MAX_BYTES: z.coerce.number().int().min(0).max(16 * 1024 ** 3).default(160 * 1024 ** 2),
 
     /** Zone new accounts' calendar months are counted in. */
     OPERATOR_TIME_ZONE: timeZoneSchema.default('UTC'),
@@ -35,8 +37,11 @@ export const billingConfigSchema = z
     BILLING_CONSUMER_NAME: z.string().regex(/^[A-Za-z0-9_-]+$/).default('billing'),
     /** An unacknowledged round is redelivered after this (e.g. to another instance after a crash). */
     BILLING_ACK_WAIT: durationMsSchema.default(30_000),
-    BILLING_MAX_MESSAGES_PER_ROUND: z.coerce.number().int().min(1).max(10_000).default(256),
+    BILLING_MAX_MESSAGES_PER_ROUND: z.coerce.number().int().min(1).max(10_000).default(64),
+    /** Rounds applied at once (each acknowledged after its own updates; an account is never in two rounds' updates at once). */
+    BILLING_MAX_ROUNDS_IN_FLIGHT: z.coerce.number().int().min(1).max(64).default(4),
     BILLING_MAX_ACK_PENDING: z.coerce.number().int().min(1).max(1_000_000).default(4_096),
+    /** Account updates in flight, shared by the rounds in flight (512 measured slower than 128: ADR 0008 amendment 2). */
     BILLING_ACCOUNT_CONCURRENCY: z.coerce.number().int().min(1).max(1_024).default(128),
     /** How often outboxes left by a crash (alerts stored, publication unconfirmed) are looked for; also at start-up. */
     BILLING_OUTBOX_SWEEP_INTERVAL: durationMsSchema.default(30_000),

@@ -57,7 +57,7 @@ void runService({
     const store: AccountSpendStore =
       config.BILLING_STORE === 'mongodb'
         ? await MongoAccountSpendStore.open({ uri: config.MONGODB_URI as string, database: config.MONGODB_DATABASE })
-        : await KvAccountSpendStore.open(js, { bucket: config.BILLING_KV_BUCKET, replicas: config.NATS_STREAM_REPLICAS, cachedAccounts: config.BILLING_KV_CACHED_ACCOUNTS, connection: nc });
+        : await KvAccountSpendStore.open(js, { bucket: config.BILLING_KV_BUCKET, replicas: config.NATS_STREAM_REPLICAS, cachedAccounts: config.BILLING_KV_CACHED_ACCOUNTS, cacheMaxBytes: config.BILLING_KV_CACHE_MAX_BYTES, connection: nc });
 
     const applier = new SpendApplier({
       store,
@@ -98,6 +98,7 @@ void runService({
       ackWaitMs: config.BILLING_ACK_WAIT,
       maxMessagesPerRound: config.BILLING_MAX_MESSAGES_PER_ROUND,
       maxAckPending: config.BILLING_MAX_ACK_PENDING,
+      maxRoundsInFlight: config.BILLING_MAX_ROUNDS_IN_FLIGHT,
       observer: {
         round: (messages, _entries, durationMs) => {
           roundMessages.observe(messages);

@@ -82,7 +82,15 @@ export class SpendApplier {
     this.now = options.now ?? Date.now;
   }
 
-  /** Applies a batch; resolves once every account's update is stored and its outbox published. */
+  /**
+   * Applies a batch; resolves once every account's update is stored and its outbox published (and
+   * rejects, after every account of the batch has settled, with the first failure).
+   *
+   * Batches may be applied concurrently (the consumer pipelines its rounds): the accounts of all
+   * batches in progress share `accountConcurrency` update slots, and an account is never updated by
+   * two batches at once — its entries of a later batch wait until its update of an earlier batch has
+   * settled (then they are applied in batch order).
+   */
   async applyEntries(entries: readonly SpendEntry[]): Promise<ApplyBatchResult> {
     const byAccount = new Map<string, SpendEntry[]>();
     for (const entry of entries) {
@@ -91,24 +99,79 @@ export class SpendApplier {
       list.push(entry);
     }
     const result: ApplyBatchResult = { rejected: [], alertsRaised: 0, accounts: byAccount.size };
-    const accounts = [...byAccount];
-    let next = 0;
-    const worker = async () => {
-      while (next < accounts.length) {
-        const [accountId, accountEntries] = accounts[next++];
-        const started = this.now();
-        const applied = await this.options.store.update(accountId, applySpend(accountId, accountEntries, this.options.policy, this.now()));
-        this.options.observer?.accountUpdated?.(this.now() - started);
-        for (const [outcome, count] of Object.entries(applied.outcomes) as Array<[EntryOutcome, number]>) {
-          if (count > 0) this.options.observer?.outcomes?.(outcome, count);
-        }
-        result.rejected.push(...applied.rejected);
-        result.alertsRaised += applied.raised.length;
-        if (applied.outbox.length > 0) await this.publishOutbox(accountId, applied.outbox);
+    const settled = await Promise.allSettled(
+      Array.from(byAccount, ([accountId, accountEntries]) =>
+        this.exclusively(accountId, async () => {
+          const started = this.now();
+          const applied = await this.options.store.update(accountId, applySpend(accountId, accountEntries, this.options.policy, this.now()));
+          this.options.observer?.accountUpdated?.(this.now() - started);
+          for (const [outcome, count] of Object.entries(applied.outcomes) as Array<[EntryOutcome, number]>) {
+            if (count > 0) this.options.observer?.outcomes?.(outcome, count);
+          }
+          result.rejected.push(...applied.rejected);
+          result.alertsRaised += applied.raised.length;
+          if (applied.outbox.length > 0) await this.publishOutbox(accountId, applied.outbox);
+        }),
+      ),
+    );
+    const failure = settled.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+    if (failure) throw failure.reason;
+    return result;
+  }
+
+  /** Accounts with an update of a batch queued or running: the settlement of the last one. */
+  private readonly accountTails = new Map<string, Promise<void>>();
+  /** Update slots in use, and updates waiting for one (FIFO). */
+  private slotsInUse = 0;
+  private slotWaiters: Array<() => void> = [];
+  private slotWaitersHead = 0;
+
+  /** Runs `work` for the account after the account's earlier work has settled, in one of the shared slots. */
+  private exclusively(accountId: string, work: () => Promise<void>): Promise<void> {
+    const previous = this.accountTails.get(accountId);
+    const run = async (): Promise<void> => {
+      if (previous) await previous;
+      await this.acquireSlot();
+      try {
+        await work();
+      } finally {
+        this.releaseSlot();
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.options.accountConcurrency, accounts.length) }, worker));
-    return result;
+    const task = run();
+    const tail = task.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.accountTails.set(accountId, tail);
+    void tail.then(() => {
+      if (this.accountTails.get(accountId) === tail) this.accountTails.delete(accountId);
+    });
+    return task;
+  }
+
+  private acquireSlot(): Promise<void> | undefined {
+    if (this.slotsInUse < this.options.accountConcurrency) {
+      this.slotsInUse++;
+      return undefined;
+    }
+    return new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+  }
+
+  private releaseSlot(): void {
+    if (this.slotWaitersHead < this.slotWaiters.length) {
+      const next = this.slotWaiters[this.slotWaitersHead++];
+      if (this.slotWaitersHead === this.slotWaiters.length) {
+        this.slotWaiters = [];
+        this.slotWaitersHead = 0;
+      } else if (this.slotWaitersHead >= 1_024 && this.slotWaitersHead * 2 >= this.slotWaiters.length) {
+        this.slotWaiters = this.slotWaiters.slice(this.slotWaitersHead);
+        this.slotWaitersHead = 0;
+      }
+      next(); // the slot passes to the next waiter
+    } else {
+      this.slotsInUse--;
+    }
   }
 
   /** Publishes outbox entries (deterministic ids) and removes them from the account's outbox. */

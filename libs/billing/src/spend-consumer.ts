@@ -26,6 +26,14 @@ export interface SpendConsumerOptions {
   maxMessagesPerRound: number;
   /** Unacknowledged messages the broker lets one consumer have. */
   maxAckPending: number;
+  /**
+   * Rounds applied at the same time (default 1): the next round starts while earlier ones wait for
+   * their slowest account updates and publications. Each round is still acknowledged only after all
+   * of its accounts are applied; an account is never updated by two rounds at once (SpendApplier).
+   */
+  maxRoundsInFlight?: number;
+  /** Messages the client fetches ahead of the rounds, per consumer (default 2 × maxMessagesPerRound, at least 64). */
+  fetchAhead?: number;
   observer?: {
     round?(messages: number, entries: number, durationMs: number): void;
     deadLettered?(reasonCode: string): void;
@@ -47,10 +55,14 @@ interface Pulled {
 export class SpendConsumer {
   private readonly queue: Pulled[] = [];
   private wake: (() => void) | undefined;
+  /** Pumps waiting for room in the queue (it holds at most the fetch-ahead of both consumers). */
+  private readonly roomWaiters: Array<() => void> = [];
+  private queueLimit = 0;
   private stopping = false;
   private streams: ConsumerMessages[] = [];
   private pumps: Array<Promise<void>> = [];
   private loop: Promise<void> | undefined;
+  private readonly inFlight = new Set<Promise<void>>();
   private lastRoundAt = Date.now();
 
   constructor(private readonly options: SpendConsumerOptions) {}
@@ -58,7 +70,11 @@ export class SpendConsumer {
   async start(): Promise<void> {
     const spend = await this.ensureConsumer(this.options.spendDurable, Subjects.customerSpendAll);
     const late = await this.ensureConsumer(this.options.lateDurable, 'tolls.agg.late.spend.>');
-    const fetchAhead = Math.max(64, this.options.maxMessagesPerRound * 2);
+    const fetchAhead = this.options.fetchAhead ?? Math.max(64, this.options.maxMessagesPerRound * 2);
+    // Messages are taken from the client's buffers only while the queue has room: unbounded, the
+    // pumps would empty them as fast as they fill and the process would hold every unacknowledged
+    // message the broker allows (max_ack_pending), decoded work included.
+    this.queueLimit = Math.max(fetchAhead, this.options.maxMessagesPerRound * Math.max(1, this.options.maxRoundsInFlight ?? 1));
     for (const [consumer, kind] of [[spend, 'spend'], [late, 'late']] as const) {
       const messages = await consumer.consume({ max_messages: fetchAhead });
       this.streams.push(messages);
@@ -67,11 +83,12 @@ export class SpendConsumer {
     this.loop = this.run();
   }
 
-  /** Stops pulling; the round in hand finishes and is acknowledged. */
+  /** Stops pulling; the rounds in hand finish and are acknowledged. */
   async stop(): Promise<void> {
     this.stopping = true;
     await Promise.all(this.streams.map((messages) => messages.close().catch(() => undefined)));
     this.wake?.();
+    this.releaseRoom();
     await this.loop;
     await Promise.all(this.pumps);
     // Unacknowledged messages left in the queue are redelivered to another instance after ack_wait.
@@ -115,11 +132,21 @@ export class SpendConsumer {
     for await (const msg of messages) {
       this.queue.push({ msg, kind });
       this.wake?.();
+      while (this.queue.length >= this.queueLimit && !this.stopping) await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
     }
   }
 
+  private releaseRoom(): void {
+    for (const resolve of this.roomWaiters.splice(0)) resolve();
+  }
+
   private async run(): Promise<void> {
+    const maxInFlight = Math.max(1, this.options.maxRoundsInFlight ?? 1);
     while (!this.stopping || this.queue.length > 0) {
+      if (this.inFlight.size >= maxInFlight) {
+        await Promise.race(this.inFlight);
+        continue;
+      }
       if (this.queue.length === 0) {
         if (this.stopping) break;
         await new Promise<void>((resolve) => {
@@ -131,27 +158,35 @@ export class SpendConsumer {
         continue;
       }
       const round = this.queue.splice(0, this.options.maxMessagesPerRound);
-      const started = Date.now();
-      try {
-        const entries = await this.decode(round);
-        const applied = await this.options.applier.applyEntries(entries);
-        for (const rejection of applied.rejected) {
-          await this.deadLetter(
-            rejection.reason === 'currency-mismatch' ? 'CURRENCY_MISMATCH' : 'MONTH_CLOSED',
-            rejection.reason === 'currency-mismatch'
-              ? `${rejection.entry.sourceId}: spend in ${rejection.entry.currency}, not in the account's currency`
-              : `${rejection.entry.sourceId}: the month's ledger was sealed (result arrived after the ledger retention)`,
-            rejection.entry.original?.() ?? new Uint8Array(0),
-            undefined,
-          );
-        }
-        for (const pulled of round) pulled.msg.ack();
-        this.lastRoundAt = Date.now();
-        this.options.observer?.round?.(round.length, entries.length, Date.now() - started);
-      } catch (error) {
-        this.options.observer?.failed?.(error);
-        for (const pulled of round) pulled.msg.nak(1_000);
+      this.releaseRoom();
+      const running = this.applyRound(round).finally(() => this.inFlight.delete(running));
+      this.inFlight.add(running);
+    }
+    await Promise.all(this.inFlight);
+  }
+
+  /** Decodes, applies and publishes one round, then acknowledges it (or, when that failed, naks it). Never rejects. */
+  private async applyRound(round: Pulled[]): Promise<void> {
+    const started = Date.now();
+    try {
+      const entries = await this.decode(round);
+      const applied = await this.options.applier.applyEntries(entries);
+      for (const rejection of applied.rejected) {
+        await this.deadLetter(
+          rejection.reason === 'currency-mismatch' ? 'CURRENCY_MISMATCH' : 'MONTH_CLOSED',
+          rejection.reason === 'currency-mismatch'
+            ? `${rejection.entry.sourceId}: spend in ${rejection.entry.currency}, not in the account's currency`
+            : `${rejection.entry.sourceId}: the month's ledger was sealed (result arrived after the ledger retention)`,
+          rejection.entry.original?.() ?? new Uint8Array(0),
+          undefined,
+        );
       }
+      for (const pulled of round) pulled.msg.ack();
+      this.lastRoundAt = Date.now();
+      this.options.observer?.round?.(round.length, entries.length, Date.now() - started);
+    } catch (error) {
+      this.options.observer?.failed?.(error);
+      for (const pulled of round) pulled.msg.nak(1_000);
     }
   }
 

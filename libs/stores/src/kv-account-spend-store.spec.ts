@@ -106,4 +106,28 @@ describe('KvAccountSpendStore revision cache (two instances sharing a bucket)', 
     expect(await a.update('acct-2', addOnce('acct-2', 'w1', 5))).toBe(true);
     expect((await a.read('acct-2', () => [MONTH]))?.months[MONTH]?.totalMinor).toBe(5);
   }, 30_000);
+
+  it('bounds the cache by size (least recently updated evicted first) and stays exact for evicted accounts', async () => {
+    const bytesOf = (store: KvAccountSpendStore) => (store as unknown as { cacheBytes: number }).cacheBytes;
+    const cacheOf = (store: KvAccountSpendStore) => (store as unknown as { cache: Map<string, unknown> }).cache;
+    const a = await KvAccountSpendStore.open(jetstream(connection as NatsConnection), { bucket: 'cache-accounts-3', connection, cacheMaxBytes: 2_000 });
+    for (let index = 0; index < 20; index++) expect(await a.update(`acct-${index}`, addOnce(`acct-${index}`, 'w1', 1))).toBe(true);
+    expect(bytesOf(a)).toBeLessThanOrEqual(2_000);
+    expect(cacheOf(a).size).toBeGreaterThan(0);
+    expect(cacheOf(a).size).toBeLessThan(20);
+    expect(cacheOf(a).has(kvKeyOfAccount('acct-19'))).toBe(true);
+    expect(cacheOf(a).has(kvKeyOfAccount('acct-0'))).toBe(false);
+    for (let index = 0; index < 20; index++) {
+      expect(await a.update(`acct-${index}`, addOnce(`acct-${index}`, 'w1', 1))).toBe(false);
+      expect(await a.update(`acct-${index}`, addOnce(`acct-${index}`, 'w2', 2))).toBe(true);
+      expect(await a.update(`acct-${index}`, totalSeen())).toBe(3);
+    }
+    let recount = 0;
+    for (const [key, entry] of cacheOf(a) as Map<string, { json: string }>) recount += key.length + entry.json.length + 160;
+    expect(bytesOf(a)).toBe(recount);
+    const none = await KvAccountSpendStore.open(jetstream(connection as NatsConnection), { bucket: 'cache-accounts-3', connection, cacheMaxBytes: 10 });
+    expect(await none.update('acct-0', addOnce('acct-0', 'w3', 4))).toBe(true);
+    expect(cacheOf(none).size).toBe(0);
+    expect(await a.update('acct-0', totalSeen())).toBe(7);
+  }, 30_000);
 });

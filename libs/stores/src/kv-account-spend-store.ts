@@ -32,6 +32,11 @@ export interface KvAccountSpendStoreOptions {
    */
   cachedAccounts?: number;
   /**
+   * Bound of the cache by size: the documents' JSON characters (plus a fixed overhead per entry)
+   * kept at most (default 64 MiB; 0 = no bound by size). Least recently updated evicted first.
+   */
+  cacheMaxBytes?: number;
+  /**
    * The connection `js` was made from: the get and compare-and-set of account entries then go
    * through KvDirectRequests (same wire messages, far less client CPU) when the bucket allows direct
    * gets and has no domain/mirror; without it, through the @nats-io/kv methods.
@@ -60,8 +65,12 @@ export class KvAccountSpendStore implements AccountSpendStore {
     private readonly outboxMarkers: KV,
     private readonly outboxMarkerGraceMs: number,
     private readonly cacheLimit: number,
+    private readonly cacheMaxBytes: number,
     private readonly direct: KvDirectRequests | undefined,
   ) {}
+
+  /** Estimated bytes held by the cache (JSON characters + CACHE_ENTRY_OVERHEAD per entry). */
+  private cacheBytes = 0;
 
   /** Insertion order = recency (re-inserted on every use): the first key is the least recently used. */
   private readonly cache = new Map<string, CachedEntry>();
@@ -77,7 +86,7 @@ export class KvAccountSpendStore implements AccountSpendStore {
       options.connection && streamInfo.config.allow_direct && !streamInfo.config.mirror && !streamInfo.config.sources?.length
         ? new KvDirectRequests(options.connection, bucket)
         : undefined;
-    return new KvAccountSpendStore(accounts, outboxMarkers, options.outboxMarkerGraceMs ?? 60_000, options.cachedAccounts ?? 20_000, direct);
+    return new KvAccountSpendStore(accounts, outboxMarkers, options.outboxMarkerGraceMs ?? 60_000, options.cachedAccounts ?? 20_000, options.cacheMaxBytes ?? 64 * 1024 * 1024, direct);
   }
 
   /**
@@ -106,7 +115,7 @@ export class KvAccountSpendStore implements AccountSpendStore {
           this.remember(key, { revision, json });
         } else {
           current = undefined;
-          this.cache.delete(key);
+          this.forget(key);
         }
       }
       const { next, result } = update.apply(current);
@@ -116,7 +125,7 @@ export class KvAccountSpendStore implements AccountSpendStore {
         const entry = await this.getEntry(key);
         if ((entry?.revision ?? 0) === cached.revision) return result;
         cached = undefined;
-        this.cache.delete(key);
+        this.forget(key);
         continue;
       }
       if (next.account.accountId !== accountId) throw new Error(`update of ${accountId} returned account ${next.account.accountId}`);
@@ -131,7 +140,7 @@ export class KvAccountSpendStore implements AccountSpendStore {
         this.remember(key, { revision: written, json });
         return result;
       } catch (error) {
-        this.cache.delete(key);
+        this.forget(key);
         if (!(error instanceof KvRevisionConflict) && !isRevisionConflict(error)) throw error;
         // A stale cache is no contention: read and retry at once; a conflict after a read backs off.
         if (!cached) await backoff(attempt);
@@ -147,12 +156,23 @@ export class KvAccountSpendStore implements AccountSpendStore {
 
   private remember(key: string, entry: CachedEntry): void {
     if (this.cacheLimit <= 0) return;
-    this.cache.delete(key);
+    this.forget(key);
+    const size = cacheEntrySize(key, entry);
+    if (this.cacheMaxBytes > 0 && size > this.cacheMaxBytes) return;
     this.cache.set(key, entry);
-    if (this.cache.size > this.cacheLimit) {
+    this.cacheBytes += size;
+    while (this.cache.size > this.cacheLimit || (this.cacheMaxBytes > 0 && this.cacheBytes > this.cacheMaxBytes)) {
       const oldest = this.cache.keys().next();
-      if (!oldest.done) this.cache.delete(oldest.value);
+      if (oldest.done) break;
+      this.forget(oldest.value);
     }
+  }
+
+  private forget(key: string): void {
+    const entry = this.cache.get(key);
+    if (!entry) return;
+    this.cache.delete(key);
+    this.cacheBytes -= cacheEntrySize(key, entry);
   }
 
   async read(accountId: string, months: (account: AccountRecord) => MonthKey[]): Promise<AccountSpendDocument | undefined> {
@@ -202,6 +222,13 @@ export class KvAccountSpendStore implements AccountSpendStore {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+
+/** Fixed bytes counted per cached entry besides its JSON (map slot, entry object, key string). */
+const CACHE_ENTRY_OVERHEAD = 160;
+
+function cacheEntrySize(key: string, entry: CachedEntry): number {
+  return entry.json.length + key.length + CACHE_ENTRY_OVERHEAD;
+}
 
 function decodeDocument(bytes: Uint8Array): AccountSpendDocument {
   return JSON.parse(decoder.decode(bytes)) as AccountSpendDocument;
