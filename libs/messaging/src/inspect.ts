@@ -10,7 +10,8 @@ export interface StreamStatus {
   lastTime?: string;
   /** Messages per subject (e.g. dead letters per source, appends per partition). */
   subjects: Record<string, number>;
-  consumers: Array<{ name: string; pending: number; ackPending: number; redelivered: number }>;
+  /** durable: a named consumer that survives restarts (a service's); else an ephemeral (ordered) reader. */
+  consumers: Array<{ name: string; durable: boolean; pending: number; ackPending: number; redelivered: number }>;
 }
 
 /** What an operator wants to see of the platform's streams: sizes, per-subject counts, consumer lag. */
@@ -26,6 +27,7 @@ export async function inspectStreams(
       for await (const consumer of jsm.consumers.list(stream)) {
         consumers.push({
           name: consumer.name,
+          durable: consumer.config.durable_name !== undefined,
           pending: consumer.num_pending,
           ackPending: consumer.num_ack_pending,
           redelivered: consumer.num_redelivered,

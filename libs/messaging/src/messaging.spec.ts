@@ -103,7 +103,7 @@ describe('messaging against nats-server', () => {
     await js.publish('spec.lag.b', new Uint8Array([3]));
     const [lag, missing] = await inspectStreams(jsm, ['SPEC_LAG', 'NO_SUCH_STREAM']);
     expect(lag).toMatchObject({ stream: 'SPEC_LAG', exists: true, messages: 3, subjects: { 'spec.lag.a': 2, 'spec.lag.b': 1 } });
-    expect(lag.consumers).toEqual([{ name: 'slow', pending: 3, ackPending: 0, redelivered: 0 }]);
+    expect(lag.consumers).toEqual([{ name: 'slow', durable: true, pending: 3, ackPending: 0, redelivered: 0 }]);
     expect(missing).toMatchObject({ stream: 'NO_SUCH_STREAM', exists: false });
   });
 });

@@ -45,7 +45,11 @@ describe('live view', () => {
         subjects: { 'tolls.dlq.ingestor': 3 },
         consumers: [],
       },
-      { stream: 'TOLL_TX', exists: true, messages: 100, bytes: 2 ** 20, subjects: {}, consumers: [{ name: 'warehouse-transactions', pending: 12, ackPending: 3, redelivered: 0 }] },
+      { stream: 'TOLL_TX', exists: true, messages: 100, bytes: 2 ** 20, subjects: {}, consumers: [
+        { name: 'warehouse-transactions', durable: true, pending: 12, ackPending: 3, redelivered: 0 },
+        { name: 'P2MOgNCYfbq8FfdAfupINy_1', durable: false, pending: 7, ackPending: 0, redelivered: 0 },
+        { name: 'P2MOgNCYfbq8FfdAfupIdD_1', durable: false, pending: 40, ackPending: 0, redelivered: 0 },
+      ] },
     ],
     alerts,
   });
@@ -101,6 +105,8 @@ describe('live view', () => {
     expect(screen).toMatch(/ingestor\s+up\s+10,000 accepted\/s\s+50%\s+200 MiB\s+3\s+duplicates 7/);
     expect(screen).toMatch(/windower\s+down/);
     expect(screen).toMatch(/warehouse-transactions\s+lag 12, awaiting ack 3/);
+    expect(screen).toMatch(/2 ordered reader\(s\)\s+lag at most 40/);
+    expect(screen).not.toContain('P2MOgNCYfbq8FfdAfupINy_1');
     expect(screen).toMatch(/tolls\.dlq\.ingestor\s+3/);
     expect(screen.indexOf('acct-2 passed')).toBeLessThan(screen.indexOf('acct-1 passed'));
     expect(screen).not.toContain('\u001b[');

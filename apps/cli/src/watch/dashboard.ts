@@ -246,8 +246,14 @@ export function renderDashboard(now: WatchSnapshot, before: WatchSnapshot | unde
       continue;
     }
     lines.push(`  ${stream.stream}: ${integer.format(stream.messages)} messages, ${(stream.bytes / 2 ** 20).toFixed(1)} MiB`);
-    for (const consumer of stream.consumers) {
+    for (const consumer of stream.consumers.filter((candidate) => candidate.durable)) {
       lines.push(`    ${consumer.name.padEnd(34)} lag ${integer.format(consumer.pending)}, awaiting ack ${integer.format(consumer.ackPending)}`);
+    }
+    // Ordered readers (the windower's partitions, the ingestor's duplicate index) have generated names: one line for all.
+    const readers = stream.consumers.filter((candidate) => !candidate.durable);
+    if (readers.length > 0) {
+      const worst = Math.max(...readers.map((reader) => reader.pending));
+      lines.push(`    ${`${readers.length} ordered reader(s)`.padEnd(34)} lag at most ${integer.format(worst)}`);
     }
   }
 
