@@ -1,3 +1,4 @@
+import { hashText, seededRandom as seededNumbers } from '@tollstream/simulator';
 import { createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -49,15 +50,7 @@ const classMix: readonly [VehicleClassName, number][] = [
 
 /** mulberry32 seeded by FNV-1a of the seed text: small, fast, and the same on every machine. */
 export function seededRandom(seed: string): () => number {
-  let state = 0x811c9dc5;
-  for (const char of seed) state = Math.imul(state ^ (char.codePointAt(0) ?? 0), 0x01000193) >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return seededNumbers(hashText(seed));
 }
 
 interface Vehicle {

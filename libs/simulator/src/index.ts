@@ -18,6 +18,7 @@ export type { GenerationReport, GeneratorOptions, StationBatch } from './lib/gen
 export { faultSyntax, FaultSyntaxError, parseDuration, parseFaults } from './lib/faults';
 export type { FaultOptions } from './lib/faults';
 export { localWeekdayMinute, utcOffsetMinutes } from './lib/local-time';
+export { hashText, seededRandom } from './lib/random';
 export {
   accountsCsv,
   bandFor,

@@ -2,16 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { IngestServiceClient, RejectionCode, TransactionStatus, type SubmitTransactionsResponse, type TollTransaction } from '@tollstream/contracts';
 
 /** Deterministic pseudo-random numbers (mulberry32): a failing seed can be replayed. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from '@tollstream/simulator';
 
 /** Sends batches through the ingestor's gRPC API like stations do, optionally at a limited rate. */
 export async function sendThroughIngestor(
