@@ -11,6 +11,7 @@ import { AccountServiceClient, Alert, CustomerSpendBatch, Subjects, type Custome
 import { declareTopology, provisionTopology, shardForAccount } from '@tollstream/messaging';
 import { startNats, startService, tempDir, type ServiceProcess } from '@tollstream/testing';
 import * as grpc from '@grpc/grpc-js';
+import { readMetrics, sumOf } from '@tollstream/service-kit';
 import { cpuSeconds, peakRssMiB, percentile } from './stats';
 
 export interface BillingBenchOptions {
@@ -106,10 +107,7 @@ const difference = (after: number | undefined, before: number | undefined): numb
   after === undefined || before === undefined ? undefined : after - before;
 
 async function metricSum(port: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  let total = 0;
-  for (const line of text.split('\n')) if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) total += Number(line.slice(line.lastIndexOf(' ') + 1));
-  return total;
+  return sumOf(await readMetrics(`http://127.0.0.1:${port}/metrics`), name) ?? 0;
 }
 
 async function setThreshold(address: string, accountId: string, amountMinor: number): Promise<void> {

@@ -29,7 +29,8 @@ import {
 import { startIngestor, startNats, startService, startWindower, tempDir, type NatsHandle, type ServiceProcess, type TempDirHandle } from '@tollstream/testing';
 import { checkEncoder, IngestSender, RequestEncoder, type RecordSpec } from './pipeline-load';
 import { measureRawJetStream, type RawJetStreamFigures } from './raw-jetstream';
-import { cpuSeconds, peakRssMiB, percentile } from './stats';
+import { histogramBuckets, readMetrics, sumOf, type MetricSample } from '@tollstream/service-kit';
+import { cpuSeconds, histogramQuantile, peakRssMiB, percentile } from './stats';
 
 export interface PipelineBenchOptions {
   stepSeconds: number;
@@ -165,48 +166,8 @@ function natsServerPid(url: string): number | undefined {
   return undefined;
 }
 
-async function metricsText(port: number): Promise<string> {
-  return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-}
-
-function metricSum(text: string, name: string): number {
-  let total = 0;
-  for (const line of text.split('\n')) if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) total += Number(line.slice(line.lastIndexOf(' ') + 1));
-  return total;
-}
-
-/** Cumulative bucket counts of a Prometheus histogram (no labels besides le). */
-function histogramBuckets(text: string, name: string): Map<number, number> {
-  const buckets = new Map<number, number>();
-  const pattern = new RegExp(`^${name}_bucket\\{(?:.*,)?le="([^"]+)"(?:,.*)?\\} (\\S+)$`);
-  for (const line of text.split('\n')) {
-    const match = pattern.exec(line);
-    if (match) buckets.set(match[1] === '+Inf' ? Infinity : Number(match[1]), (buckets.get(match[1] === '+Inf' ? Infinity : Number(match[1])) ?? 0) + Number(match[2]));
-  }
-  return buckets;
-}
-
-/** Percentile of the observations between two readings of a histogram, linearly interpolated within a bucket. */
-function histogramPercentile(before: Map<number, number>, after: Map<number, number>, p: number): { value: number; count: number } {
-  const bounds = [...after.keys()].sort((a, b) => a - b);
-  const counts = bounds.map((le) => (after.get(le) ?? 0) - (before.get(le) ?? 0));
-  const total = counts[counts.length - 1] ?? 0;
-  if (total <= 0) return { value: Number.NaN, count: 0 };
-  const rank = (p / 100) * total;
-  let lower = 0;
-  let below = 0;
-  for (let i = 0; i < bounds.length; i++) {
-    if (counts[i] >= rank) {
-      const upper = bounds[i];
-      if (!Number.isFinite(upper)) return { value: lower, count: total }; // beyond the last bucket: report its bound
-      const inBucket = counts[i] - below;
-      return { value: inBucket > 0 ? lower + ((rank - below) / inBucket) * (upper - lower) : upper, count: total };
-    }
-    lower = bounds[i];
-    below = counts[i];
-  }
-  return { value: Number.NaN, count: total };
-}
+const readPort = (port: number): Promise<MetricSample[]> => readMetrics(`http://127.0.0.1:${port}/metrics`);
+const metricTotal = (samples: readonly MetricSample[], name: string): number => sumOf(samples, name) ?? 0;
 
 function stats(values: number[], digits = 0): Percentiles {
   return { p50: round(percentile(values, 50), digits), p99: round(percentile(values, 99), digits), max: values.length ? round(Math.max(...values), digits) : Number.NaN, samples: values.length };
@@ -382,17 +343,17 @@ function processPids(platform: Platform): Array<[string, number]> {
 }
 
 async function sample(platform: Platform, state: RunState, windowerHttp: number, loaderHttp: number): Promise<Sample> {
-  const [windowerText, loaderText, durable] = await Promise.all([metricsText(windowerHttp), metricsText(loaderHttp), durableLags(platform.jsm)]);
+  const [windowerText, loaderText, durable] = await Promise.all([readPort(windowerHttp), readPort(loaderHttp), durableLags(platform.jsm)]);
   const rss = new Map<string, number>();
   for (const [name, pid] of processPids(platform)) rss.set(name, rssMiB(pid) ?? Number.NaN);
   return {
     atMs: Date.now(),
     acknowledged: state.acknowledged,
-    windowerRecords: metricSum(windowerText, 'tollstream_windower_records_total'),
+    windowerRecords: metricTotal(windowerText, 'tollstream_windower_records_total'),
     durableLags: durable.lags,
     streamLastSeq: durable.lastSeq,
     rss,
-    warehouseFreshnessSeconds: metricSum(loaderText, 'tollstream_warehouse_freshness_seconds'),
+    warehouseFreshnessSeconds: metricTotal(loaderText, 'tollstream_warehouse_freshness_seconds'),
   };
 }
 
@@ -462,12 +423,12 @@ async function runStep(platform: Platform, state: RunState, rate: number, option
   const before = await sample(platform, state, windowerHttp, loaderHttp);
   const notAcceptedBefore = state.notAccepted;
   const sendErrorsBefore = state.sendErrors;
-  const freshnessBefore = histogramBuckets(await metricsText(loaderHttp), 'tollstream_warehouse_ingest_to_stored_seconds');
-  const windowerTextBefore = await metricsText(windowerHttp);
+  const freshnessBefore = histogramBuckets(await readPort(loaderHttp), 'tollstream_warehouse_ingest_to_stored_seconds');
+  const windowerTextBefore = await readPort(windowerHttp);
   const emitBefore = histogramBuckets(windowerTextBefore, 'tollstream_windower_emit_delay_seconds');
-  const resultsBefore = metricSum(windowerTextBefore, 'tollstream_windower_results_total');
+  const resultsBefore = metricTotal(windowerTextBefore, 'tollstream_windower_results_total');
   const billingHttp = services['billing-threshold'].httpPort;
-  const appliedBefore = metricSum(await metricsText(billingHttp), 'tollstream_billing_results_total');
+  const appliedBefore = metricTotal(await readPort(billingHttp), 'tollstream_billing_results_total');
   const cpuBefore = new Map(processPids(platform).map(([name, pid]) => [name, cpuSeconds(pid) ?? Number.NaN]));
   const samples: Sample[] = [before];
   const started = performance.now();
@@ -548,8 +509,8 @@ async function runStep(platform: Platform, state: RunState, rate: number, option
   const end = samples[samples.length - 1];
   const cpu = new Map(processPids(platform).map(([name, pid]) => [name, ((cpuSeconds(pid) ?? Number.NaN) - (cpuBefore.get(name) ?? Number.NaN)) / loadSeconds]));
   const elapsedSeconds = (performance.now() - started) / 1000;
-  const windowResultsPerSecond = Math.round((metricSum(await metricsText(windowerHttp), 'tollstream_windower_results_total') - resultsBefore) / elapsedSeconds);
-  const billingAppliedPerSecond = Math.round((metricSum(await metricsText(billingHttp), 'tollstream_billing_results_total') - appliedBefore) / elapsedSeconds);
+  const windowResultsPerSecond = Math.round((metricTotal(await readPort(windowerHttp), 'tollstream_windower_results_total') - resultsBefore) / elapsedSeconds);
+  const billingAppliedPerSecond = Math.round((metricTotal(await readPort(billingHttp), 'tollstream_billing_results_total') - appliedBefore) / elapsedSeconds);
   const endWall = Date.now();
 
   // Lags during the step.
@@ -606,8 +567,8 @@ async function runStep(platform: Platform, state: RunState, rate: number, option
 
   const spendLatencies = [...acknowledgedAt].filter(([accountId]) => notifiedAt.has(accountId)).map(([accountId, at]) => (notifiedAt.get(accountId) ?? at) - at);
   const traffic = state.trafficAlerts.filter((alert) => alert.slotEndMs >= startedWall && alert.slotEndMs <= endWall).map((alert) => alert.receivedAt - alert.slotEndMs);
-  const freshnessAfter = histogramBuckets(await metricsText(loaderHttp), 'tollstream_warehouse_ingest_to_stored_seconds');
-  const emitAfter = histogramBuckets(await metricsText(windowerHttp), 'tollstream_windower_emit_delay_seconds');
+  const freshnessAfter = histogramBuckets(await readPort(loaderHttp), 'tollstream_warehouse_ingest_to_stored_seconds');
+  const emitAfter = histogramBuckets(await readPort(windowerHttp), 'tollstream_windower_emit_delay_seconds');
   const gauge = samples.slice(1).map((s) => s.warehouseFreshnessSeconds);
   const processes: Record<string, ProcessFigures> = {};
   for (const [name, pid] of processPids(platform)) {
@@ -639,13 +600,13 @@ async function runStep(platform: Platform, state: RunState, rate: number, option
     spendingAlertLatencyMs: { ...stats(spendLatencies), expected: breachAccounts.length },
     trafficAlertDelayMs: stats(traffic),
     warehouseFreshnessSeconds: {
-      p50: round(histogramPercentile(freshnessBefore, freshnessAfter, 50).value, 2),
-      p99: round(histogramPercentile(freshnessBefore, freshnessAfter, 99).value, 2),
-      messages: histogramPercentile(freshnessBefore, freshnessAfter, 50).count,
+      p50: round(histogramQuantile(freshnessBefore, freshnessAfter, 0.5).value, 2),
+      p99: round(histogramQuantile(freshnessBefore, freshnessAfter, 0.99).value, 2),
+      messages: histogramQuantile(freshnessBefore, freshnessAfter, 0.5).count,
       gaugeP50: round(percentile(gauge, 50), 2),
       gaugeP99: round(percentile(gauge, 99), 2),
     },
-    windowerEmitDelaySeconds: { p50: round(histogramPercentile(emitBefore, emitAfter, 50).value, 2), p99: round(histogramPercentile(emitBefore, emitAfter, 99).value, 2) },
+    windowerEmitDelaySeconds: { p50: round(histogramQuantile(emitBefore, emitAfter, 0.5).value, 2), p99: round(histogramQuantile(emitBefore, emitAfter, 0.99).value, 2) },
     processes,
     totalPeakRssMiB: round(Object.values(processes).reduce((sum, p) => sum + p.peakRssMiB, 0)),
   };

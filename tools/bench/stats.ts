@@ -29,3 +29,31 @@ export function cpuSeconds(pid: number): number | undefined {
     return undefined;
   }
 }
+
+/**
+ * Quantile (0..1) of the observations between two readings of a cumulative histogram (service-kit
+ * `histogramBuckets`), linearly interpolated inside a bucket; beyond the last finite bound it reports
+ * that bound. `count` is the number of observations between the readings.
+ */
+export function histogramQuantile(
+  before: ReadonlyArray<{ le: number; count: number }>,
+  after: ReadonlyArray<{ le: number; count: number }>,
+  q: number,
+): { value: number; count: number } {
+  const counts = after.map((bucket) => bucket.count - (before.find((earlier) => earlier.le === bucket.le)?.count ?? 0));
+  const total = counts[counts.length - 1] ?? 0;
+  if (total <= 0) return { value: Number.NaN, count: 0 };
+  const rank = q * total;
+  let lower = 0;
+  let below = 0;
+  for (const [i, bucket] of after.entries()) {
+    if (counts[i] >= rank) {
+      if (!Number.isFinite(bucket.le)) return { value: lower, count: total };
+      const inBucket = counts[i] - below;
+      return { value: inBucket > 0 ? lower + ((rank - below) / inBucket) * (bucket.le - lower) : bucket.le, count: total };
+    }
+    lower = bucket.le;
+    below = counts[i];
+  }
+  return { value: lower, count: total };
+}

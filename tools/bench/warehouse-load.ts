@@ -18,7 +18,8 @@ import {
   transactionRows,
   transactionTsv,
 } from '@tollstream/warehouse';
-import { cpuSeconds, peakRssMiB } from './stats';
+import { histogramBuckets, readMetrics } from '@tollstream/service-kit';
+import { cpuSeconds, histogramQuantile, peakRssMiB } from './stats';
 
 export interface WarehouseBenchOptions {
   natsUrl: string;
@@ -119,35 +120,6 @@ async function publishAll(js: JetStreamClient, messages: Array<{ subject: string
   await Promise.all(pending);
 }
 
-async function histogram(url: string, name: string): Promise<Array<{ le: number; count: number }>> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const buckets: Array<{ le: number; count: number }> = [];
-  for (const line of text.split('\n')) {
-    const match = new RegExp(`^${name}_bucket\\{.*le="([^"]+)".*\\} (\\d+)`).exec(line);
-    if (match) buckets.push({ le: match[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(match[1]), count: Number(match[2]) });
-  }
-  return buckets;
-}
-
-/** Quantile from the difference of two cumulative histograms (linear inside a bucket). */
-function histogramQuantile(before: Array<{ le: number; count: number }>, after: Array<{ le: number; count: number }>, q: number): number {
-  const delta = after.map((bucket, i) => ({ le: bucket.le, count: bucket.count - (before[i]?.count ?? 0) }));
-  const total = delta[delta.length - 1]?.count ?? 0;
-  if (total === 0) return Number.NaN;
-  const rank = q * total;
-  let previousLe = 0;
-  let previousCount = 0;
-  for (const bucket of delta) {
-    if (bucket.count >= rank) {
-      if (!Number.isFinite(bucket.le)) return previousLe;
-      const inBucket = bucket.count - previousCount;
-      return inBucket === 0 ? bucket.le : previousLe + ((rank - previousCount) / inBucket) * (bucket.le - previousLe);
-    }
-    previousLe = bucket.le;
-    previousCount = bucket.count;
-  }
-  return previousLe;
-}
 
 const round = (value: number, digits = 3): number => Math.round(value * 10 ** digits) / 10 ** digits;
 
@@ -261,7 +233,7 @@ export async function runWarehouseBench(options: WarehouseBenchOptions, log: (te
 
     log(`steady ${options.steadyRecordsPerSecond} records/s for ${options.steadySeconds} s... `);
     const url = `http://127.0.0.1:${loader.httpPort}`;
-    const before = await histogram(url, 'tollstream_warehouse_ingest_to_stored_seconds');
+    const before = histogramBuckets(await readMetrics(`${url}/metrics`), 'tollstream_warehouse_ingest_to_stored_seconds');
     const perTick = Math.round(options.steadyRecordsPerSecond / 20); // every 50 ms
     const steadyStart = performance.now();
     let published = 0;
@@ -281,7 +253,7 @@ export async function runWarehouseBench(options: WarehouseBenchOptions, log: (te
       const info = await consumerState(jsm, durable);
       return info !== undefined && info.num_pending === 0 && info.num_ack_pending === 0;
     }, { timeoutMs: 120_000, intervalMs: 50, description: 'loader caught up after the steady phase' });
-    const after = await histogram(url, 'tollstream_warehouse_ingest_to_stored_seconds');
+    const after = histogramBuckets(await readMetrics(`${url}/metrics`), 'tollstream_warehouse_ingest_to_stored_seconds');
     const perRow = await queryThroughEndpoint(
       endpoint,
       `SELECT quantiles(0.5, 0.99)(dateDiff('millisecond', ingested_at, loaded_at) / 1000) AS q, count() AS n
@@ -308,8 +280,8 @@ export async function runWarehouseBench(options: WarehouseBenchOptions, log: (te
         publishedRecords: published,
         storedRecords: Number(perRow.rows[0]?.[1]),
         ingestToStoredSeconds: {
-          p50: round(histogramQuantile(before, after, 0.5)),
-          p99: round(histogramQuantile(before, after, 0.99)),
+          p50: round(histogramQuantile(before, after, 0.5).value),
+          p99: round(histogramQuantile(before, after, 0.99).value),
         },
         ingestToInsertStartSeconds: { p50: round(Number(p50Row)), p99: round(Number(p99Row)) },
       },

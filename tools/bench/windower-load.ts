@@ -8,6 +8,7 @@ import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Subjects, TransactionBatch, VehicleClass, type IngestedTransaction } from '@tollstream/contracts';
 import { declareTopology, partitionForStation, provisionTopology } from '@tollstream/messaging';
 import { startNats, startWindower, waitFor } from '@tollstream/testing';
+import { readMetrics, sumOf } from '@tollstream/service-kit';
 import { cpuSeconds, peakRssMiB } from './stats';
 
 const PARTITIONS = 8;
@@ -104,14 +105,9 @@ async function rawConsume(natsUrl: string, decode: boolean): Promise<number> {
   }
 }
 
-/** A metric's value from a service's /metrics: the sum over the series whose labels contain `labels`. */
-async function metric(httpPort: number, name: string, labels = ''): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-  let total = 0;
-  for (const line of text.split('\n')) {
-    if ((line.startsWith(name + ' ') || line.startsWith(name + '{')) && line.includes(labels)) total += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return total;
+/** A metric's value from a service's /metrics: the sum over the series whose labels match `labels`. */
+async function metric(httpPort: number, name: string, labels: Record<string, string> = {}): Promise<number> {
+  return sumOf(await readMetrics(`http://127.0.0.1:${httpPort}/metrics`), name, labels) ?? 0;
 }
 
 /** Runs one windower until it has read `records`; returns records/s from its first record on. */
@@ -141,7 +137,7 @@ async function runWindower(natsUrl: string, records: number, env: NodeJS.Process
       recordsPerSecond: Math.round(records / seconds),
       cpuCores: Math.round((cpu / seconds) * 100) / 100,
       results: await metric(windower.httpPort, 'tollstream_windower_results_total'),
-      openSpendWindows: await metric(windower.httpPort, 'tollstream_windower_open_windows', 'aggregate="customer_spend"'),
+      openSpendWindows: await metric(windower.httpPort, 'tollstream_windower_open_windows', { aggregate: 'customer_spend' }),
       peakRssMiB: peakRssMiB(windower.pid),
     };
   } finally {

@@ -2,6 +2,8 @@ export { booleanFromEnv, ConfigError, durationMsSchema, loadConfig, loadServiceT
 export { createLogger } from './logger';
 export type { Logger, LoggerOptions } from './logger';
 export { Counter, createMetricsRegistry, Gauge, Histogram, Registry } from './metrics';
+export { histogramBuckets, maxOf, parsePrometheusText, readMetrics, sumOf } from './metrics-text';
+export type { MetricSample } from './metrics-text';
 export { startOpsHttpServer } from './ops-http-server';
 export type { OpsHttpServer, OpsHttpServerOptions } from './ops-http-server';
 export { startGrpcServer } from './grpc-server';

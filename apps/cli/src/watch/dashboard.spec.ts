@@ -1,6 +1,6 @@
 import { Alert, TrafficCondition } from '@tollstream/contracts';
 import { describeAlert, formatMoney, renderDashboard, serviceRows, type WatchSnapshot } from './dashboard';
-import { maxOf, parsePrometheusText, sumOf } from './prometheus-text';
+import { parsePrometheusText } from '@tollstream/service-kit';
 
 const ingestorMetrics = (accepted: number, cpuSeconds: number) => `# HELP tollstream_ingest_records_total Records received
 # TYPE tollstream_ingest_records_total counter
@@ -13,21 +13,6 @@ tollstream_dead_letters_total{reason="TOO_OLD"} 1
 process_cpu_seconds_total ${cpuSeconds}
 process_resident_memory_bytes 209715200
 `;
-
-describe('Prometheus text', () => {
-  it('reads samples with labels, escaped values and timestamps, and skips comments', () => {
-    const samples = parsePrometheusText('# HELP x y\nx_total{a="1",b="say \\"hi\\""} 3\nx_total{a="2"} 4 1700000000000\ngauge 2.5e1\nbroken line here\n');
-    expect(samples).toEqual([
-      { name: 'x_total', labels: { a: '1', b: 'say "hi"' }, value: 3 },
-      { name: 'x_total', labels: { a: '2' }, value: 4 },
-      { name: 'gauge', labels: {}, value: 25 },
-    ]);
-    expect(sumOf(samples, 'x_total')).toBe(7);
-    expect(sumOf(samples, 'x_total', { a: '2' })).toBe(4);
-    expect(sumOf(samples, 'absent')).toBeUndefined();
-    expect(maxOf(samples, 'x_total')).toBe(4);
-  });
-});
 
 describe('live view', () => {
   const reading = (takenAt: number, accepted: number, cpuSeconds: number, alerts: WatchSnapshot['alerts'] = []): WatchSnapshot => ({

@@ -1,6 +1,6 @@
 import { Alert, TrafficCondition } from '@tollstream/contracts';
 import type { StreamStatus } from '@tollstream/messaging';
-import { maxOf, sumOf, type MetricSample } from './prometheus-text';
+import { maxOf, sumOf, type MetricSample } from '@tollstream/service-kit';
 
 /** A figure of one service read from its /metrics: a per-second rate of a counter, or a current value. */
 interface Figure {

@@ -3,7 +3,7 @@ import { connect, type NatsConnection, type Subscription } from '@nats-io/transp
 import { Alert, Streams } from '@tollstream/contracts';
 import { inspectStreams } from '@tollstream/messaging';
 import { renderDashboard, serviceRows, watchedServices, type RecentAlert, type ServiceReading, type WatchSnapshot } from './dashboard';
-import { parsePrometheusText } from './prometheus-text';
+import { readMetrics } from '@tollstream/service-kit';
 
 export interface WatchCommandOptions {
   natsUrl: string;
@@ -29,12 +29,11 @@ const METRICS_TIMEOUT_MS = 1_500;
 
 async function readService(name: string, url: string): Promise<ServiceReading> {
   try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(METRICS_TIMEOUT_MS) });
-    if (!response.ok) return { name, url, error: `${url} answered ${response.status}` };
-    return { name, url, samples: parsePrometheusText(await response.text()) };
+    return { name, url, samples: await readMetrics(url, METRICS_TIMEOUT_MS) };
   } catch (error) {
     const cause = error instanceof Error && error.cause instanceof Error ? error.cause.message : undefined;
-    return { name, url, error: `${url}: ${cause ?? (error instanceof Error ? error.message : String(error))}` };
+    const message = cause ?? (error instanceof Error ? error.message : String(error));
+    return { name, url, error: message.startsWith(url) ? message : `${url}: ${message}` };
   }
 }
 

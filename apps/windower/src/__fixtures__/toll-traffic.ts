@@ -6,6 +6,7 @@
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { CustomerSpendBatch, StationTrafficBatch, Streams, type TollTransaction, TransactionBatch, VehicleClass } from '@tollstream/contracts';
+import { readMetrics, sumOf } from '@tollstream/service-kit';
 import { seededRandom } from '@tollstream/testing';
 import { windowsOf } from '@tollstream/windowing';
 
@@ -241,10 +242,5 @@ export function trafficWithoutRevisions(output: WindowerOutput): Map<string, { c
 
 /** Reads one gauge or counter value from a service's /metrics (sum over labels). */
 export async function metricValue(httpPort: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-  let total = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith(name + ' ') || line.startsWith(name + '{')) total += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return total;
+  return sumOf(await readMetrics(`http://127.0.0.1:${httpPort}/metrics`), name) ?? 0;
 }

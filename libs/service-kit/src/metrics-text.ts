@@ -49,3 +49,21 @@ export function maxOf(samples: readonly MetricSample[], name: string): number | 
   }
   return largest;
 }
+
+/** Fetches and reads a service's Prometheus endpoint (e.g. http://127.0.0.1:9464/metrics). */
+export async function readMetrics(url: string, timeoutMs = 5_000): Promise<MetricSample[]> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  if (!response.ok) throw new Error(`${url} answered ${response.status}`);
+  return parsePrometheusText(await response.text());
+}
+
+/** Cumulative bucket counts of a histogram by upper bound (`le`), summed over its other labels, in bound order. */
+export function histogramBuckets(samples: readonly MetricSample[], name: string): Array<{ le: number; count: number }> {
+  const counts = new Map<number, number>();
+  for (const sample of samples) {
+    if (sample.name !== `${name}_bucket` || sample.labels['le'] === undefined) continue;
+    const le = sample.labels['le'] === '+Inf' ? Number.POSITIVE_INFINITY : Number(sample.labels['le']);
+    counts.set(le, (counts.get(le) ?? 0) + sample.value);
+  }
+  return [...counts].sort(([a], [b]) => a - b).map(([le, count]) => ({ le, count }));
+}
