@@ -49,6 +49,11 @@ void runService({
       registers: [registry],
     });
     const roundMessages = new Histogram({ name: 'tollstream_billing_round_messages', help: 'Stream messages per round.', buckets: [1, 4, 16, 64, 256, 1024], registers: [registry] });
+    const urgentRounds = new Counter({
+      name: 'tollstream_billing_urgent_rounds_total',
+      help: 'Rounds applied at once, ahead of the queue, because their spend may raise an alert.',
+      registers: [registry],
+    });
     const failedRounds = new Counter({ name: 'tollstream_billing_failed_rounds_total', help: 'Rounds not acknowledged because applying failed (redelivered).', registers: [registry] });
     const deadLetters = new Counter({ name: 'tollstream_dead_letters_total', help: 'Inputs sent to the dead-letter stream, by reason.', labelNames: ['reason'], registers: [registry] });
 
@@ -104,6 +109,7 @@ void runService({
           roundMessages.observe(messages);
           roundSeconds.observe(durationMs / 1000);
         },
+        urgentRound: () => urgentRounds.inc(),
         failed: (error) => {
           failedRounds.inc();
           logger.error({ err: error }, 'applying a round failed; it will be redelivered');

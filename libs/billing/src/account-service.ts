@@ -139,6 +139,7 @@ export function createAccountService(options: {
       if (!result.ok) {
         throw new InvalidArgumentError('threshold.currency', `must be the account's currency ${result.accountCurrency}`);
       }
+      applier.thresholdChanged(request.accountId, result.alertHeadroomMinor);
       await publish(request.accountId, result.outbox);
       return { threshold: thresholdMessage(request.accountId, result.threshold), breachedNow: result.breachedNow };
     }),
@@ -153,6 +154,7 @@ export function createAccountService(options: {
     clearSpendingThreshold: unary('ClearSpendingThreshold', async (request: ClearSpendingThresholdRequest): Promise<ClearSpendingThresholdResponse> => {
       checkAccountId(request.accountId);
       const result = await store.update(request.accountId, clearThreshold(request.accountId, now()));
+      applier.thresholdChanged(request.accountId, undefined);
       await publish(request.accountId, result.outbox);
       return { cleared: result.cleared };
     }),

@@ -108,6 +108,27 @@ describe('applying window results', () => {
   });
 });
 
+describe('alert headroom (the hint that lets alert-raising spend go first)', () => {
+  it('is the spend still needed before the next alert of the current month, 0 when due, none without a threshold or once alerted', () => {
+    const account = new Account();
+    expect(apply(account, [windowEntry('p0/a', 1, 300)]).alertHeadroomMinor).toBeUndefined();
+    expect(account.run(setThreshold(ACCOUNT, { amountMinor: 1_000, currency: 'USD' }, policy, NOV + 1_000))).toMatchObject({ alertHeadroomMinor: 700 });
+    expect(account.run(setThreshold(ACCOUNT, { amountMinor: 1_000, currency: 'USD' }, policy, NOV + 2_000))).toMatchObject({ changed: false, alertHeadroomMinor: 700 });
+    expect(apply(account, [windowEntry('p0/b', 1, 650)]).alertHeadroomMinor).toBe(50);
+    // A duplicate changes nothing and still reports the headroom.
+    expect(apply(account, [windowEntry('p0/b', 1, 650)]).alertHeadroomMinor).toBe(50);
+    // The breach: alerted for this threshold version, so no further alert this month.
+    const breach = apply(account, [windowEntry('p0/c', 1, 60)]);
+    expect(breach.raised).toHaveLength(1);
+    expect(breach.alertHeadroomMinor).toBeUndefined();
+    // A new, higher threshold can alert again: headroom from the current total.
+    expect(account.run(setThreshold(ACCOUNT, { amountMinor: 2_000, currency: 'USD' }, policy, NOV + 3_000))).toMatchObject({ alertHeadroomMinor: 990 });
+    // In the next month the total starts again from 0.
+    const december = Date.UTC(2026, 11, 2);
+    expect(apply(account, [windowEntry('p0/d', 1, 100, december)], december + 1_000).alertHeadroomMinor).toBe(1_900);
+  });
+});
+
 describe('spending threshold breaches', () => {
   it('alerts once when the total goes from below the threshold to at or above it, with the breaching window time', () => {
     const account = new Account();

@@ -47,6 +47,8 @@ export interface ApplySpendResult {
   raised: SpendingAlertRecord[];
   /** Every unpublished message of the account (raised now or earlier and not yet confirmed). */
   outbox: OutboxEntry[];
+  /** Spend still needed before the account's next alert, after this application (see alertHeadroomMinor). */
+  alertHeadroomMinor?: number;
 }
 
 export function alertIdOf(accountId: string, month: MonthKey, thresholdVersion: number): string {
@@ -105,6 +107,22 @@ function checkBreach(document: AccountSpendDocument, month: MonthKey, breachedAt
   };
   account.outbox.push(alert);
   return alert;
+}
+
+/**
+ * Spend (minor units) that would raise the account's next spending alert in the current month:
+ * threshold minus the month's total, 0 when an alert is due, undefined when no alert can come this
+ * month (no threshold, or already alerted for this threshold version). Only a hint for ordering
+ * work (alerts first); it ignores late results for earlier months.
+ */
+export function alertHeadroomMinor(document: AccountSpendDocument, policy: BillingPolicy, nowMs: number): number | undefined {
+  const { threshold } = document.account;
+  if (!threshold) return undefined;
+  const month = currentMonthOf(document.account, policy, nowMs);
+  if (month < threshold.effectiveFromMonth) return threshold.amountMinor;
+  const record = document.months[month];
+  if (record?.alertedThresholdVersion === threshold.version) return undefined;
+  return Math.max(0, threshold.amountMinor - (record?.totalMinor ?? 0));
 }
 
 function emptyOutcomes(): Record<EntryOutcome, number> {
@@ -180,6 +198,7 @@ export function applySpend(
         if (alert) result.raised.push(alert);
       }
 
+      result.alertHeadroomMinor = alertHeadroomMinor(document, policy, nowMs);
       if (!changed) return { next: undefined, result };
       account.updatedAtMs = nowMs;
       result.outbox = account.outbox;
@@ -194,7 +213,7 @@ export interface ThresholdInput {
 }
 
 export type SetThresholdResult =
-  | { ok: true; threshold: ThresholdRecord; timeZone: string; changed: boolean; breachedNow: boolean; outbox: OutboxEntry[] }
+  | { ok: true; threshold: ThresholdRecord; timeZone: string; changed: boolean; breachedNow: boolean; outbox: OutboxEntry[]; alertHeadroomMinor?: number }
   | { ok: false; reason: 'currency-mismatch'; accountCurrency: string };
 
 /**
@@ -215,7 +234,15 @@ export function setThreshold(accountId: string, input: ThresholdInput, policy: B
       if (existing && existing.amountMinor === input.amountMinor && existing.currency === input.currency) {
         return {
           next: undefined,
-          result: { ok: true, threshold: existing, timeZone: account.timeZone, changed: false, breachedNow: false, outbox: account.outbox },
+          result: {
+            ok: true,
+            threshold: existing,
+            timeZone: account.timeZone,
+            changed: false,
+            breachedNow: false,
+            outbox: account.outbox,
+            alertHeadroomMinor: alertHeadroomMinor(document, policy, nowMs),
+          },
         };
       }
       const month = currentMonthOf(account, policy, nowMs);
@@ -227,7 +254,10 @@ export function setThreshold(accountId: string, input: ThresholdInput, policy: B
       account.updatedAtMs = nowMs;
       account.outbox.push({ kind: 'threshold-changed', id: thresholdEventIdOf(accountId, version), accountId, version, threshold, changedAtMs: nowMs });
       const breachedNow = checkBreach(document, month, nowMs, nowMs) !== undefined;
-      return { next: document, result: { ok: true, threshold, timeZone: account.timeZone, changed: true, breachedNow, outbox: account.outbox } };
+      return {
+        next: document,
+        result: { ok: true, threshold, timeZone: account.timeZone, changed: true, breachedNow, outbox: account.outbox, alertHeadroomMinor: alertHeadroomMinor(document, policy, nowMs) },
+      };
     },
   };
 }

@@ -98,4 +98,42 @@ describe('SpendApplier with rounds applied concurrently (pipelined rounds)', () 
     expect(store.documents.get('acct-b')?.months['2026-11']?.totalMinor).toBe(100);
     expect(store.overlapping).toBe(0);
   });
+
+  it('gives urgent batches (spend that may raise an alert) the next free update slots, ahead of queued batches', async () => {
+    const store = new SlowStore();
+    const applier = new SpendApplier({ store, js, policy, accountConcurrency: 2, now: () => NOV + 60_000 });
+    const normal = Array.from({ length: 10 }, (_, b) => applier.applyEntries([entry(`acct-n${b}`, b, 1, 10), entry(`acct-m${b}`, b, 1, 10)]));
+    const urgent = applier.applyEntries([entry('acct-urgent', 1, 1, 10)], { urgent: true });
+    await Promise.all([...normal, urgent]);
+    // Two slots: the first batch's two accounts were running; the urgent account had the next slot.
+    expect(store.order.indexOf('acct-urgent')).toBeLessThanOrEqual(2);
+    expect(store.order).toHaveLength(21);
+    expect(store.maxInFlight).toBeLessThanOrEqual(2);
+  });
+
+  it('tells which arriving spend may raise an alert, from the headroom its updates and threshold changes left', async () => {
+    const store = new SlowStore();
+    const applier = new SpendApplier({ store, js, policy, accountConcurrency: 4, now: () => NOV + 60_000 });
+    applier.thresholdChanged('acct-a', 1_000);
+    expect(applier.arrived([entry('acct-a', 1, 1, 600), entry('acct-b', 1, 1, 5_000)])).toEqual(new Set());
+    expect(applier.arrived([entry('acct-a', 2, 1, 500)])).toEqual(new Set(['acct-a']));
+    // Without the threshold in the store, applying raises no alert; the watch learns "no threshold".
+    await applier.applyEntries([entry('acct-a', 1, 1, 600), entry('acct-a', 2, 1, 500)]);
+    expect(applier.arrived([entry('acct-a', 3, 1, 5_000)])).toEqual(new Set());
+  });
+
+  it("makes an account's earlier queued update urgent when urgent work for the account arrives (it must go first)", async () => {
+    const store = new SlowStore();
+    const applier = new SpendApplier({ store, js, policy, accountConcurrency: 1, now: () => NOV + 60_000 });
+    const normal = Array.from({ length: 8 }, (_, b) => applier.applyEntries([entry(`acct-n${b}`, b, 1, 10)]));
+    const earlier = applier.applyEntries([entry('acct-a', 1, 1, 600)]); // queued behind the 8
+    const urgent = applier.applyEntries([entry('acct-a', 2, 1, 600)], { urgent: true });
+    await Promise.all([...normal, earlier, urgent]);
+    // One slot: acct-n0 was running; then acct-a's earlier update (promoted); its urgent one asks for
+    // a slot only once that settled, so at most one other update comes between.
+    expect(store.order.slice(0, 2)).toEqual(['acct-n0', 'acct-a']);
+    expect(store.order.lastIndexOf('acct-a')).toBeLessThanOrEqual(3);
+    expect(store.order).toHaveLength(10);
+    expect(store.documents.get('acct-a')?.months['2026-11']?.totalMinor).toBe(1_200);
+  });
 });

@@ -2,6 +2,7 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import { Alert, SpendingThresholdChanged, Subjects } from '@tollstream/contracts';
 import type { AccountSpendStore, OutboxEntry } from '@tollstream/stores';
 import { applySpend, markPublished, readOutbox, type ApplySpendResult, type BillingPolicy, type EntryOutcome } from './account-spend';
+import { AlertWatch } from './alert-watch';
 import type { SpendEntry } from './spend-entries';
 
 export interface SpendApplierObserver {
@@ -20,6 +21,8 @@ export interface SpendApplierOptions {
   policy: BillingPolicy;
   /** Accounts updated concurrently while applying one batch. */
   accountConcurrency: number;
+  /** Accounts with a threshold whose alert headroom is remembered to apply alert-raising spend first (default 250,000). */
+  watchedAccounts?: number;
   observer?: SpendApplierObserver;
   /** Clock (tests). */
   now?: () => number;
@@ -29,6 +32,12 @@ export interface ApplyBatchResult {
   rejected: ApplySpendResult['rejected'];
   alertsRaised: number;
   accounts: number;
+}
+
+interface SlotWaiter {
+  /** Set when the slot was given: a promoted waiter is in both queues and must be granted once. */
+  granted: boolean;
+  grant: () => void;
 }
 
 /** The outbox entry as the message it becomes: subject, Nats-Msg-Id, bytes. */
@@ -77,9 +86,26 @@ export function outboxMessage(entry: OutboxEntry): { subject: string; msgID: str
  */
 export class SpendApplier {
   private readonly now: () => number;
+  private readonly alertWatch: AlertWatch;
 
   constructor(private readonly options: SpendApplierOptions) {
     this.now = options.now ?? Date.now;
+    this.alertWatch = new AlertWatch(options.watchedAccounts);
+  }
+
+  /**
+   * Entries have arrived and will be applied: returns the accounts whose entries may raise an alert
+   * (with what arrived before them, they reach the account's known headroom). Call once per entry.
+   */
+  arrived(entries: readonly SpendEntry[]): Set<string> {
+    const mayAlert = new Set<string>();
+    for (const entry of entries) if (this.alertWatch.arrive(entry.accountId, entry.amountMinor)) mayAlert.add(entry.accountId);
+    return mayAlert;
+  }
+
+  /** The account's threshold was set or cleared (the account API): its new alert headroom. */
+  thresholdChanged(accountId: string, alertHeadroomMinor: number | undefined): void {
+    this.alertWatch.thresholdChanged(accountId, alertHeadroomMinor);
   }
 
   /**
@@ -89,9 +115,10 @@ export class SpendApplier {
    * Batches may be applied concurrently (the consumer pipelines its rounds): the accounts of all
    * batches in progress share `accountConcurrency` update slots, and an account is never updated by
    * two batches at once — its entries of a later batch wait until its update of an earlier batch has
-   * settled (then they are applied in batch order).
+   * settled (then they are applied in batch order). An `urgent` batch (it may raise an alert) takes
+   * the next free update slots before batches that are not.
    */
-  async applyEntries(entries: readonly SpendEntry[]): Promise<ApplyBatchResult> {
+  async applyEntries(entries: readonly SpendEntry[], options: { urgent?: boolean } = {}): Promise<ApplyBatchResult> {
     const byAccount = new Map<string, SpendEntry[]>();
     for (const entry of entries) {
       let list = byAccount.get(entry.accountId);
@@ -101,10 +128,15 @@ export class SpendApplier {
     const result: ApplyBatchResult = { rejected: [], alertsRaised: 0, accounts: byAccount.size };
     const settled = await Promise.allSettled(
       Array.from(byAccount, ([accountId, accountEntries]) =>
-        this.exclusively(accountId, async () => {
+        this.exclusively(accountId, options.urgent === true, async () => {
           const started = this.now();
           const applied = await this.options.store.update(accountId, applySpend(accountId, accountEntries, this.options.policy, this.now()));
           this.options.observer?.accountUpdated?.(this.now() - started);
+          this.alertWatch.applied(
+            accountId,
+            accountEntries.reduce((sum, entry) => sum + entry.amountMinor, 0),
+            applied.alertHeadroomMinor,
+          );
           for (const [outcome, count] of Object.entries(applied.outcomes) as Array<[EntryOutcome, number]>) {
             if (count > 0) this.options.observer?.outcomes?.(outcome, count);
           }
@@ -121,17 +153,30 @@ export class SpendApplier {
 
   /** Accounts with an update of a batch queued or running: the settlement of the last one. */
   private readonly accountTails = new Map<string, Promise<void>>();
-  /** Update slots in use, and updates waiting for one (FIFO). */
+  /** Update slots in use, and updates waiting for one (FIFO; urgent ones first). */
   private slotsInUse = 0;
-  private slotWaiters: Array<() => void> = [];
+  private slotWaiters: SlotWaiter[] = [];
   private slotWaitersHead = 0;
+  private urgentSlotWaiters: SlotWaiter[] = [];
+  /** The account's update waiting for a slot (at most one: an account's updates run one after another). */
+  private readonly waitingForSlot = new Map<string, SlotWaiter>();
+  /** Accounts with urgent work submitted and not settled: all their updates until then go first. */
+  private readonly urgentAccounts = new Map<string, number>();
 
-  /** Runs `work` for the account after the account's earlier work has settled, in one of the shared slots. */
-  private exclusively(accountId: string, work: () => Promise<void>): Promise<void> {
+  /**
+   * Runs `work` for the account after the account's earlier work has settled, in one of the shared
+   * slots. Urgent work makes the account's earlier work urgent too (it has to go before it).
+   */
+  private exclusively(accountId: string, urgent: boolean, work: () => Promise<void>): Promise<void> {
     const previous = this.accountTails.get(accountId);
+    if (urgent) {
+      this.urgentAccounts.set(accountId, (this.urgentAccounts.get(accountId) ?? 0) + 1);
+      const waiting = this.waitingForSlot.get(accountId);
+      if (waiting) this.urgentSlotWaiters.push(waiting); // also still in the normal queue: granted once (SlotWaiter.granted)
+    }
     const run = async (): Promise<void> => {
       if (previous) await previous;
-      await this.acquireSlot();
+      await this.acquireSlot(accountId);
       try {
         await work();
       } finally {
@@ -146,21 +191,48 @@ export class SpendApplier {
     this.accountTails.set(accountId, tail);
     void tail.then(() => {
       if (this.accountTails.get(accountId) === tail) this.accountTails.delete(accountId);
+      if (urgent) {
+        const left = (this.urgentAccounts.get(accountId) ?? 1) - 1;
+        if (left > 0) this.urgentAccounts.set(accountId, left);
+        else this.urgentAccounts.delete(accountId);
+      }
     });
     return task;
   }
 
-  private acquireSlot(): Promise<void> | undefined {
+  private acquireSlot(accountId: string): Promise<void> | undefined {
     if (this.slotsInUse < this.options.accountConcurrency) {
       this.slotsInUse++;
       return undefined;
     }
-    return new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+    return new Promise<void>((resolve) => {
+      const waiter: SlotWaiter = { granted: false, grant: resolve };
+      this.waitingForSlot.set(accountId, waiter);
+      waiter.grant = () => {
+        if (this.waitingForSlot.get(accountId) === waiter) this.waitingForSlot.delete(accountId);
+        resolve();
+      };
+      (this.urgentAccounts.has(accountId) ? this.urgentSlotWaiters : this.slotWaiters).push(waiter);
+    });
   }
 
   private releaseSlot(): void {
-    if (this.slotWaitersHead < this.slotWaiters.length) {
-      const next = this.slotWaiters[this.slotWaitersHead++];
+    const next = this.nextWaiter();
+    if (next) {
+      next.granted = true;
+      next.grant(); // the slot passes to the waiter
+    } else {
+      this.slotsInUse--;
+    }
+  }
+
+  /** The next waiter not granted yet: urgent ones first, then in order of arrival. */
+  private nextWaiter(): SlotWaiter | undefined {
+    for (let waiter = this.urgentSlotWaiters.shift(); waiter; waiter = this.urgentSlotWaiters.shift()) {
+      if (!waiter.granted) return waiter;
+    }
+    while (this.slotWaitersHead < this.slotWaiters.length) {
+      const waiter = this.slotWaiters[this.slotWaitersHead++];
       if (this.slotWaitersHead === this.slotWaiters.length) {
         this.slotWaiters = [];
         this.slotWaitersHead = 0;
@@ -168,10 +240,9 @@ export class SpendApplier {
         this.slotWaiters = this.slotWaiters.slice(this.slotWaitersHead);
         this.slotWaitersHead = 0;
       }
-      next(); // the slot passes to the next waiter
-    } else {
-      this.slotsInUse--;
+      if (waiter && !waiter.granted) return waiter;
     }
+    return undefined;
   }
 
   /** Publishes outbox entries (deterministic ids) and removes them from the account's outbox. */

@@ -36,6 +36,8 @@ export interface SpendConsumerOptions {
   fetchAhead?: number;
   observer?: {
     round?(messages: number, entries: number, durationMs: number): void;
+    /** A round started at once because its spend may raise an alert. */
+    urgentRound?(messages: number): void;
     deadLettered?(reasonCode: string): void;
     failed?(error: unknown): void;
   };
@@ -44,6 +46,9 @@ export interface SpendConsumerOptions {
 interface Pulled {
   msg: JsMsg;
   kind: 'spend' | 'late';
+  /** Decoded on arrival (to see at once whether it may raise an alert); undefined when it could not be. */
+  parsed?: ParsedSpend;
+  decodeError?: string;
 }
 
 /**
@@ -51,6 +56,11 @@ interface Pulled {
  * durable pull consumers, and applies them in rounds: whatever has arrived (up to a maximum) is
  * decoded, grouped per account, applied and published, and only then acknowledged. A failed round
  * is not acknowledged (nak): redelivery re-applies idempotently and publishes any leftover outbox.
+ *
+ * Alerts first: a message whose spend may raise an alert (SpendApplier.arrived) does not wait in
+ * the queue; it is applied at once in its own round, together with the queued messages that hold
+ * spend of the same accounts (so an account's spend is still applied in arrival order), and its
+ * updates take the next free update slots.
  */
 export class SpendConsumer {
   private readonly queue: Pulled[] = [];
@@ -91,6 +101,7 @@ export class SpendConsumer {
     this.releaseRoom();
     await this.loop;
     await Promise.all(this.pumps);
+    await Promise.all(this.inFlight); // urgent rounds the pumps started last
     // Unacknowledged messages left in the queue are redelivered to another instance after ack_wait.
   }
 
@@ -130,10 +141,37 @@ export class SpendConsumer {
 
   private async pump(messages: ConsumerMessages, kind: Pulled['kind']): Promise<void> {
     for await (const msg of messages) {
-      this.queue.push({ msg, kind });
-      this.wake?.();
+      const pulled = decodeOnArrival(msg, kind);
+      const mayAlert = pulled.parsed ? this.options.applier.arrived(pulled.parsed.entries) : undefined;
+      if (mayAlert && mayAlert.size > 0) {
+        this.startUrgentRound(pulled, mayAlert);
+      } else {
+        this.queue.push(pulled);
+        this.wake?.();
+      }
       while (this.queue.length >= this.queueLimit && !this.stopping) await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
     }
+  }
+
+  /** Applies `pulled` now, with the queued messages holding spend of the same accounts (in queue order). */
+  private startUrgentRound(pulled: Pulled, accounts: ReadonlySet<string>): void {
+    const round: Pulled[] = [];
+    const rest: Pulled[] = [];
+    for (const queued of this.queue) {
+      (queued.parsed?.entries.some((entry) => accounts.has(entry.accountId)) ? round : rest).push(queued);
+    }
+    if (round.length > 0) {
+      this.queue.splice(0, this.queue.length, ...rest);
+      this.releaseRoom();
+    }
+    round.push(pulled);
+    this.options.observer?.urgentRound?.(round.length);
+    this.startRound(round, true);
+  }
+
+  private startRound(round: Pulled[], urgent: boolean): void {
+    const running = this.applyRound(round, urgent).finally(() => this.inFlight.delete(running));
+    this.inFlight.add(running);
   }
 
   private releaseRoom(): void {
@@ -159,18 +197,17 @@ export class SpendConsumer {
       }
       const round = this.queue.splice(0, this.options.maxMessagesPerRound);
       this.releaseRoom();
-      const running = this.applyRound(round).finally(() => this.inFlight.delete(running));
-      this.inFlight.add(running);
+      this.startRound(round, false);
     }
     await Promise.all(this.inFlight);
   }
 
   /** Decodes, applies and publishes one round, then acknowledges it (or, when that failed, naks it). Never rejects. */
-  private async applyRound(round: Pulled[]): Promise<void> {
+  private async applyRound(round: Pulled[], urgent: boolean): Promise<void> {
     const started = Date.now();
     try {
-      const entries = await this.decode(round);
-      const applied = await this.options.applier.applyEntries(entries);
+      const entries = await this.entriesOf(round);
+      const applied = await this.options.applier.applyEntries(entries, { urgent });
       for (const rejection of applied.rejected) {
         await this.deadLetter(
           rejection.reason === 'currency-mismatch' ? 'CURRENCY_MISMATCH' : 'MONTH_CLOSED',
@@ -190,14 +227,12 @@ export class SpendConsumer {
     }
   }
 
-  private async decode(round: Pulled[]): Promise<SpendEntry[]> {
+  /** The round's entries; what cannot be decoded or is invalid goes to the dead letters. */
+  private async entriesOf(round: Pulled[]): Promise<SpendEntry[]> {
     const entries: SpendEntry[] = [];
-    for (const { msg, kind } of round) {
-      let parsed: ParsedSpend;
-      try {
-        parsed = kind === 'spend' ? entriesOfSpendBatch(CustomerSpendBatch.decode(msg.data)) : entriesOfLateBatch(TransactionBatch.decode(msg.data));
-      } catch (error) {
-        await this.deadLetter('UNDECODABLE', `cannot decode ${kind === 'spend' ? 'CustomerSpendBatch' : 'TransactionBatch'}: ${(error as Error).message}`, msg.data, msg.subject);
+    for (const { msg, kind, parsed, decodeError } of round) {
+      if (!parsed) {
+        await this.deadLetter('UNDECODABLE', `cannot decode ${kind === 'spend' ? 'CustomerSpendBatch' : 'TransactionBatch'}: ${decodeError ?? 'unknown error'}`, msg.data, msg.subject);
         continue;
       }
       for (const invalid of parsed.invalid) {
@@ -211,5 +246,13 @@ export class SpendConsumer {
   private async deadLetter(reasonCode: string, reason: string, original: Uint8Array, originalSubject: string | undefined): Promise<void> {
     await this.options.deadLetters.publish({ reasonCode, reason, original, originalSubject });
     this.options.observer?.deadLettered?.(reasonCode);
+  }
+}
+
+function decodeOnArrival(msg: JsMsg, kind: Pulled['kind']): Pulled {
+  try {
+    return { msg, kind, parsed: kind === 'spend' ? entriesOfSpendBatch(CustomerSpendBatch.decode(msg.data)) : entriesOfLateBatch(TransactionBatch.decode(msg.data)) };
+  } catch (error) {
+    return { msg, kind, decodeError: (error as Error).message };
   }
 }
