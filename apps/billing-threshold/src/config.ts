@@ -25,7 +25,7 @@ export const billingConfigSchema = z
     /** nats-kv: accounts whose last written entry is kept to skip the read before a compare-and-set (0 = none; ADR 0008 amendment). */
     BILLING_KV_CACHED_ACCOUNTS: z.coerce.number().int().min(0).max(10_000_000).default(250_000),
     /** nats-kv: bound of that cache by size (documents' JSON + a fixed overhead per account; 0 = by count only; ADR 0008 amendment 2). */
-    BILLING_KV_CACHE_MAX_BYTES: z.coerce.number().int().min(0).max(16 * 1024 ** 3).default(160 * 1024 ** 2),
+    BILLING_KV_CACHE_MAX_BYTES: z.coerce.number().int().min(0).max(16 * 1024 ** 3).default(256 * 1024 ** 2),
 
     /** Zone new accounts' calendar months are counted in. */
     OPERATOR_TIME_ZONE: timeZoneSchema.default('UTC'),
