@@ -1,9 +1,48 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from './free-port';
 import { startProcess, type ProcessHandle } from './process';
 
 /** Root of the monorepo (this file is libs/testing/src/lib/services.ts). */
 export const repositoryRoot = join(__dirname, '..', '..', '..', '..');
+
+/** The local pipeline's memory budget (deploy/local/memory.json), as `npm start` applies it. */
+export interface LocalMemoryBudget {
+  /** Node flags per app (folder name under apps/). */
+  nodeOptions: Record<string, string>;
+  /** GOMEMLIMIT of nats-server. */
+  natsServerGoMemoryLimit: string;
+}
+
+export function localMemoryBudget(): LocalMemoryBudget {
+  const budget = JSON.parse(readFileSync(join(repositoryRoot, 'deploy', 'local', 'memory.json'), 'utf8')) as Partial<LocalMemoryBudget>;
+  if (typeof budget.natsServerGoMemoryLimit !== 'string' || typeof budget.nodeOptions !== 'object' || budget.nodeOptions === null) {
+    throw new Error('deploy/local/memory.json: expected nodeOptions (object) and natsServerGoMemoryLimit (string)');
+  }
+  return { nodeOptions: budget.nodeOptions, natsServerGoMemoryLimit: budget.natsServerGoMemoryLimit };
+}
+
+/**
+ * How a service under test runs: from source through tsx (default), or with
+ * TOLLSTREAM_SERVICE_RUNTIME=built as in its image, the bundle of `nx build` (dist/apps/<app>/main.cjs;
+ * tsx holds about 60 MiB more per process, which matters where memory is measured).
+ */
+function serviceEntryPoint(app: string): string[] {
+  if (process.env['TOLLSTREAM_SERVICE_RUNTIME'] !== 'built') return ['--import', 'tsx', join(repositoryRoot, 'apps', app, 'src', 'main.ts')];
+  const bundle = join(repositoryRoot, 'dist', 'apps', app, 'main.cjs');
+  if (!existsSync(bundle)) throw new Error(`${bundle} does not exist: build it first (npx nx run-many -t build)`);
+  return ['--enable-source-maps', bundle];
+}
+
+/**
+ * Node flags of a service under test: TOLLSTREAM_SERVICE_NODE_ARGS for every service when set (e.g.
+ * "--cpu-prof"); else, with TOLLSTREAM_SERVICE_MEMORY=local, the app's flags of the local memory budget.
+ */
+function serviceNodeArgs(app: string): string[] {
+  const explicit = process.env['TOLLSTREAM_SERVICE_NODE_ARGS'];
+  const flags = explicit ?? (process.env['TOLLSTREAM_SERVICE_MEMORY'] === 'local' ? (localMemoryBudget().nodeOptions[app] ?? '') : '');
+  return flags.split(' ').filter(Boolean);
+}
 
 export interface ServiceProcess {
   name: string;
@@ -41,8 +80,7 @@ export async function startService(options: StartServiceOptions): Promise<Servic
   const handle = await startProcess({
     name: options.app,
     command: process.execPath,
-    // TOLLSTREAM_SERVICE_NODE_ARGS: extra node flags for services under test, e.g. "--cpu-prof".
-    args: [...(process.env['TOLLSTREAM_SERVICE_NODE_ARGS']?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', join(repositoryRoot, 'apps', options.app, 'src', 'main.ts')],
+    args: [...serviceNodeArgs(options.app), ...serviceEntryPoint(options.app)],
     cwd: repositoryRoot,
     env,
     readyLine: new RegExp(`"msg":"${options.app} ready"`),
