@@ -96,6 +96,7 @@ export interface PodSpec {
     livenessProbe?: { httpGet?: { path: string; port: string | number } };
     readinessProbe?: { httpGet?: { path: string; port: string | number } };
     startupProbe?: { httpGet?: { path: string; port: string | number } };
+    resources?: { limits?: { memory?: string } };
   }>;
   volumes?: Array<{ name: string }>;
   terminationGracePeriodSeconds?: number;
