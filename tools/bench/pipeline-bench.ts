@@ -27,7 +27,7 @@ import {
   type Notification,
   type SlotBand,
 } from '@tollstream/contracts';
-import { localMemoryBudget, repositoryRoot, startIngestor, startNats, startService, startWindower, tempDir, type NatsHandle, type ServiceProcess, type TempDirHandle } from '@tollstream/testing';
+import { localMemoryBudget, repositoryRoot, serviceNodeArgs, startIngestor, startNats, startService, startWindower, tempDir, type NatsHandle, type ServiceProcess, type TempDirHandle } from '@tollstream/testing';
 import { checkEncoder, IngestSender, RequestEncoder, type RecordSpec } from './pipeline-load';
 import { measureRawJetStream, type RawJetStreamFigures } from './raw-jetstream';
 import { histogramBuckets, readMetrics, sumOf, type MetricSample } from '@tollstream/service-kit';
@@ -64,13 +64,9 @@ const MIN_LAG_BOUND = 500;
 const MAX_BATCHES_IN_FLIGHT = 256;
 const API_TOKEN = 'pipeline-bench-api-token-0123456789';
 
-/** The services' node flags of this run, as reported beside the figures. */
+/** The services' node flags of this run (as startService applies them), reported beside the figures. */
 function serviceNodeArgsText(): string {
-  const explicit = process.env['TOLLSTREAM_SERVICE_NODE_ARGS'];
-  if (explicit !== undefined) return explicit;
-  return Object.entries(localMemoryBudget().nodeOptions)
-    .map(([app, flags]) => `${app}: ${flags}`)
-    .join('; ');
+  return PIPELINE_APPS.map((app) => `${app}: ${serviceNodeArgs(app).join(' ') || '(none)'}`).join('; ');
 }
 
 const LOAD_GENERATOR = 'bench (load generator)';

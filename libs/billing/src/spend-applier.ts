@@ -206,12 +206,14 @@ export class SpendApplier {
       return undefined;
     }
     return new Promise<void>((resolve) => {
-      const waiter: SlotWaiter = { granted: false, grant: resolve };
-      this.waitingForSlot.set(accountId, waiter);
-      waiter.grant = () => {
-        if (this.waitingForSlot.get(accountId) === waiter) this.waitingForSlot.delete(accountId);
-        resolve();
+      const waiter: SlotWaiter = {
+        granted: false,
+        grant: () => {
+          if (this.waitingForSlot.get(accountId) === waiter) this.waitingForSlot.delete(accountId);
+          resolve();
+        },
       };
+      this.waitingForSlot.set(accountId, waiter);
       (this.urgentAccounts.has(accountId) ? this.urgentSlotWaiters : this.slotWaiters).push(waiter);
     });
   }

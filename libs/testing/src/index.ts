@@ -27,7 +27,7 @@ export { tempDir } from './lib/temp-dir';
 export type { TempDirHandle } from './lib/temp-dir';
 export { waitFor } from './lib/wait-for';
 export type { WaitForOptions } from './lib/wait-for';
-export { localMemoryBudget, repositoryRoot, startIngestor, startService, startWindower } from './lib/services';
+export { localMemoryBudget, repositoryRoot, serviceNodeArgs, startIngestor, startService, startWindower } from './lib/services';
 export type { LocalMemoryBudget } from './lib/services';
 export type { ServiceProcess, StartIngestorOptions, StartServiceOptions, StartWindowerOptions } from './lib/services';
 export { aTollTransaction, readDeadLetters, readTransactionStream } from './lib/toll-data';

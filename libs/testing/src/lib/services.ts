@@ -14,12 +14,17 @@ export interface LocalMemoryBudget {
   natsServerGoMemoryLimit: string;
 }
 
+let memoryBudget: LocalMemoryBudget | undefined;
+
+/** Read once per process (every service start asks for it). */
 export function localMemoryBudget(): LocalMemoryBudget {
+  if (memoryBudget) return memoryBudget;
   const budget = JSON.parse(readFileSync(join(repositoryRoot, 'deploy', 'local', 'memory.json'), 'utf8')) as Partial<LocalMemoryBudget>;
   if (typeof budget.natsServerGoMemoryLimit !== 'string' || typeof budget.nodeOptions !== 'object' || budget.nodeOptions === null) {
     throw new Error('deploy/local/memory.json: expected nodeOptions (object) and natsServerGoMemoryLimit (string)');
   }
-  return { nodeOptions: budget.nodeOptions, natsServerGoMemoryLimit: budget.natsServerGoMemoryLimit };
+  memoryBudget = { nodeOptions: budget.nodeOptions, natsServerGoMemoryLimit: budget.natsServerGoMemoryLimit };
+  return memoryBudget;
 }
 
 /**
@@ -38,7 +43,7 @@ function serviceEntryPoint(app: string): string[] {
  * Node flags of a service under test: TOLLSTREAM_SERVICE_NODE_ARGS for every service when set (e.g.
  * "--cpu-prof"); else, with TOLLSTREAM_SERVICE_MEMORY=local, the app's flags of the local memory budget.
  */
-function serviceNodeArgs(app: string): string[] {
+export function serviceNodeArgs(app: string): string[] {
   const explicit = process.env['TOLLSTREAM_SERVICE_NODE_ARGS'];
   const flags = explicit ?? (process.env['TOLLSTREAM_SERVICE_MEMORY'] === 'local' ? (localMemoryBudget().nodeOptions[app] ?? '') : '');
   return flags.split(' ').filter(Boolean);
