@@ -79,7 +79,7 @@ async function publishResults(js: JetStreamClient, windows: CustomerSpendWindow[
   for (const [shard, list] of byShard) {
     for (let start = 0; start < list.length; start += perMessage) {
       const batchId = `bench-${tag}-${shard}-${start}`;
-      const data = CustomerSpendBatch.encode({ batchId, sourcePartition: 0, inputSequence: start, watermark: new Date(), windows: list.slice(start, start + perMessage) }).finish();
+      const data = CustomerSpendBatch.encode(CustomerSpendBatch.fromPartial({ batchId, sourcePartition: 0, inputSequence: start, watermark: new Date(), windows: list.slice(start, start + perMessage) })).finish();
       pending.push(js.publish(Subjects.customerSpendShard(shard), data, { msgID: batchId }));
       if (pending.length >= 64) await Promise.all(pending.splice(0));
     }

@@ -194,7 +194,7 @@ describe('warehouse-loader: BI views over a known input', () => {
       lastOccurredAt: new Date('2026-11-22T14:09:00Z'),
     });
     const publishSpend = (batchId: string, windows: ReturnType<typeof spend>[]) =>
-      broker.js.publish(Subjects.customerSpendShard(0), CustomerSpendBatch.encode({ batchId, sourcePartition: windows[0].sourcePartition, inputSequence: 1, watermark: end, windows }).finish(), { msgID: batchId });
+      broker.js.publish(Subjects.customerSpendShard(0), CustomerSpendBatch.encode({ batchId, sourcePartition: windows[0].sourcePartition, inputSequence: 1, chunk: 0, finalBefore: undefined, watermark: end, windows, lateTransactions: [] }).finish(), { msgID: batchId });
     await publishSpend('s1', [spend(0, 1, 500, 2)]);
     await publishSpend('s2', [spend(1, 1, 300, 1)]);
     await publishSpend('s3', [spend(0, 2, 750, 3)]); // amendment by a late record

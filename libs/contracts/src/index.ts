@@ -21,7 +21,16 @@ export {
 export type { IngestServiceServer } from './generated/tolls/ingest/v1/ingest_service';
 export { DeadLetter, IngestedTransaction, TransactionBatch } from './generated/tolls/stream/v1/envelope';
 export { rejectionCodeName } from './rejection';
-export { partitionOfSubject, Streams, Subjects, trailingNumberOfSubject, type AlertKind, type WindowedAggregate } from './subjects';
+export {
+  partitionOfSubject,
+  RECORD_KIND_HEADER,
+  SpendShardRecordKinds,
+  Streams,
+  Subjects,
+  trailingNumberOfSubject,
+  type AlertKind,
+  type WindowedAggregate,
+} from './subjects';
 export {
   CustomerSpendBatch,
   CustomerSpendWindow,
@@ -55,7 +64,7 @@ export {
   SpendingThreshold,
 } from './generated/tolls/accounts/v1/account_service';
 export type { AccountServiceServer } from './generated/tolls/accounts/v1/account_service';
-export { SpendingThresholdChanged } from './generated/tolls/accounts/v1/events';
+export { SpendingThresholdChanged, SpendingThresholdCommand, SpendingThresholdCommandOutcome } from './generated/tolls/accounts/v1/events';
 export { fileDescriptorSetBase64 } from './generated/descriptor_set';
 export {
   ListNotificationsRequest,

@@ -31,8 +31,17 @@ export const Subjects = {
   deadLetter: (source: string): string => `tolls.dlq.${source}`,
   aggregatesAll: 'tolls.agg.>',
   customerSpendAll: 'tolls.agg.spend.>',
-  /** Spend results of the accounts of one shard (hash(account) mod shard count). */
+  /**
+   * Billing's input for the accounts of one shard (hash(account) mod shard count), in one total
+   * order: the windower's CustomerSpendBatch messages and the AccountService's
+   * SpendingThresholdCommand records (header RECORD_KIND_HEADER = 'threshold-command'; ADR 0013).
+   */
   customerSpendShard: (shard: number): string => `tolls.agg.spend.${shard}`,
+  /**
+   * Core NATS (not JetStream): questions to the billing instance that owns a spend shard (its
+   * accounts' state in memory). Only the owner subscribes.
+   */
+  billingShardQueries: (shard: number): string => `tolls.billing.query.${shard}`,
   stationTrafficAll: 'tolls.agg.traffic.>',
   stationTrafficPartition: (partition: number): string => `tolls.agg.traffic.${partition}`,
   lateTransactionsAll: 'tolls.agg.late.>',
@@ -52,6 +61,17 @@ export const Subjects = {
    * escaped to [A-Za-z0-9_=-] (kvKeyOfAccount of @tollstream/stores).
    */
   notificationsLive: (accountToken: string): string => `tolls.notifications.live.${accountToken}`,
+} as const;
+
+/**
+ * Header naming what a message on a subject carrying several kinds of record is. Absent on the
+ * windower's spend batches (the default kind of tolls.agg.spend.<shard>).
+ */
+export const RECORD_KIND_HEADER = 'Tollstream-Record';
+
+/** Kinds of record on tolls.agg.spend.<shard> besides the windower's spend batches. */
+export const SpendShardRecordKinds = {
+  thresholdCommand: 'threshold-command',
 } as const;
 
 /** The trailing number of a subject such as tolls.agg.spend.3; undefined if it has none. */

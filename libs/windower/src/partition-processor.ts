@@ -190,7 +190,7 @@ export class PartitionProcessor {
         outcome.messages.push({
           subject: Subjects.customerSpendShard(shard),
           msgId: batchId,
-          payload: CustomerSpendBatch.encode({ batchId, sourcePartition: partition, inputSequence: sequence, watermark, windows: chunk }).finish(),
+          payload: CustomerSpendBatch.encode({ batchId, sourcePartition: partition, inputSequence: sequence, chunk: index, finalBefore: undefined, watermark, windows: chunk, lateTransactions: [] }).finish(),
           results: chunk.length,
         });
       });

@@ -10,7 +10,7 @@ import {
   type JetStreamManager,
   type JsMsg,
 } from '@nats-io/jetstream';
-import { Alert, CustomerSpendBatch, StationTrafficBatch, Streams, Subjects, TransactionBatch } from '@tollstream/contracts';
+import { Alert, CustomerSpendBatch, RECORD_KIND_HEADER, StationTrafficBatch, Streams, Subjects, TransactionBatch } from '@tollstream/contracts';
 import type { DeadLetterPublisher } from '@tollstream/messaging';
 import { insertBody, type InsertFormat, type RawBodyInserter } from './insert';
 import {
@@ -303,6 +303,9 @@ export class WarehouseLoader {
           const kind = /^tolls\.agg\.(spend|traffic|late)\./.exec(msg.subject)?.[1];
           // Too-late transactions are already in TOLL_TX (and so in `transactions`).
           if (kind === 'late') return undefined;
+          // Threshold commands share billing's shard subjects (ADR 0013); thresholds reach the
+          // warehouse as SpendingThresholdChanged events, not from here.
+          if (msg.headers?.get(RECORD_KIND_HEADER)) return undefined;
           try {
             if (kind === 'spend') {
               const rows = spendWindowRows(CustomerSpendBatch.decode(msg.data), msg.seq);

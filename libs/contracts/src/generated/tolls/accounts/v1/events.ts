@@ -7,7 +7,7 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { Timestamp } from "../../../google/protobuf/timestamp";
-import { SpendingThreshold } from "./account_service";
+import { Money, SpendingThreshold } from "./account_service";
 
 /**
  * A change of an account's spending threshold, published on tolls.accounts.thresholds
@@ -22,6 +22,41 @@ export interface SpendingThresholdChanged {
   /** The new threshold; absent when the threshold was cleared. */
   threshold: SpendingThreshold | undefined;
   changedAt: Date | undefined;
+}
+
+/**
+ * A change of an account's spending threshold as requested through the AccountService, appended to
+ * the account's spend shard (tolls.agg.spend.<shard>, header Tollstream-Record: threshold-command)
+ * so that billing applies it in one total order with the account's spend (ADR 0013).
+ */
+export interface SpendingThresholdCommand {
+  /** Unique per request (also the Nats-Msg-Id: "threshold-command/<command_id>"). */
+  commandId: string;
+  accountId: string;
+  /** The threshold to set (amount and currency); absent: clear the threshold. */
+  threshold:
+    | Money
+    | undefined;
+  /** Core NATS subject on which the caller waits for the outcome; empty: nobody waits. */
+  replySubject: string;
+}
+
+/** What billing's shard owner did with a SpendingThresholdCommand (core NATS, to reply_subject). */
+export interface SpendingThresholdCommandOutcome {
+  commandId: string;
+  accountId: string;
+  /** False: rejected; rejection_field and rejection_reason say why (e.g. threshold.currency). */
+  accepted: boolean;
+  rejectionField: string;
+  rejectionReason: string;
+  /** The threshold in force after the command; absent when there is none. */
+  threshold:
+    | SpendingThreshold
+    | undefined;
+  /** The threshold changed (a new version); false for the same amount again or clearing none. */
+  changed: boolean;
+  /** A threshold at or below the month's total: the alert was raised at once. */
+  breachedNow: boolean;
 }
 
 function createBaseSpendingThresholdChanged(): SpendingThresholdChanged {
@@ -167,6 +202,351 @@ export const SpendingThresholdChanged: MessageFns<SpendingThresholdChanged> = {
       ? SpendingThreshold.fromPartial(object.threshold)
       : undefined;
     message.changedAt = object.changedAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseSpendingThresholdCommand(): SpendingThresholdCommand {
+  return { commandId: "", accountId: "", threshold: undefined, replySubject: "" };
+}
+
+export const SpendingThresholdCommand: MessageFns<SpendingThresholdCommand> = {
+  encode(message: SpendingThresholdCommand, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.commandId !== "") {
+      writer.uint32(10).string(message.commandId);
+    }
+    if (message.accountId !== "") {
+      writer.uint32(18).string(message.accountId);
+    }
+    if (message.threshold !== undefined) {
+      Money.encode(message.threshold, writer.uint32(26).fork()).join();
+    }
+    if (message.replySubject !== "") {
+      writer.uint32(34).string(message.replySubject);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SpendingThresholdCommand {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSpendingThresholdCommand();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.commandId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.threshold = Money.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.replySubject = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SpendingThresholdCommand {
+    return {
+      commandId: isSet(object.commandId)
+        ? globalThis.String(object.commandId)
+        : isSet(object.command_id)
+        ? globalThis.String(object.command_id)
+        : "",
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+      threshold: isSet(object.threshold) ? Money.fromJSON(object.threshold) : undefined,
+      replySubject: isSet(object.replySubject)
+        ? globalThis.String(object.replySubject)
+        : isSet(object.reply_subject)
+        ? globalThis.String(object.reply_subject)
+        : "",
+    };
+  },
+
+  toJSON(message: SpendingThresholdCommand): unknown {
+    const obj: any = {};
+    if (message.commandId !== "") {
+      obj.commandId = message.commandId;
+    }
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    if (message.threshold !== undefined) {
+      obj.threshold = Money.toJSON(message.threshold);
+    }
+    if (message.replySubject !== "") {
+      obj.replySubject = message.replySubject;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SpendingThresholdCommand>, I>>(base?: I): SpendingThresholdCommand {
+    return SpendingThresholdCommand.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SpendingThresholdCommand>, I>>(object: I): SpendingThresholdCommand {
+    const message = createBaseSpendingThresholdCommand();
+    message.commandId = object.commandId ?? "";
+    message.accountId = object.accountId ?? "";
+    message.threshold = (object.threshold !== undefined && object.threshold !== null)
+      ? Money.fromPartial(object.threshold)
+      : undefined;
+    message.replySubject = object.replySubject ?? "";
+    return message;
+  },
+};
+
+function createBaseSpendingThresholdCommandOutcome(): SpendingThresholdCommandOutcome {
+  return {
+    commandId: "",
+    accountId: "",
+    accepted: false,
+    rejectionField: "",
+    rejectionReason: "",
+    threshold: undefined,
+    changed: false,
+    breachedNow: false,
+  };
+}
+
+export const SpendingThresholdCommandOutcome: MessageFns<SpendingThresholdCommandOutcome> = {
+  encode(message: SpendingThresholdCommandOutcome, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.commandId !== "") {
+      writer.uint32(10).string(message.commandId);
+    }
+    if (message.accountId !== "") {
+      writer.uint32(18).string(message.accountId);
+    }
+    if (message.accepted !== false) {
+      writer.uint32(24).bool(message.accepted);
+    }
+    if (message.rejectionField !== "") {
+      writer.uint32(34).string(message.rejectionField);
+    }
+    if (message.rejectionReason !== "") {
+      writer.uint32(42).string(message.rejectionReason);
+    }
+    if (message.threshold !== undefined) {
+      SpendingThreshold.encode(message.threshold, writer.uint32(50).fork()).join();
+    }
+    if (message.changed !== false) {
+      writer.uint32(56).bool(message.changed);
+    }
+    if (message.breachedNow !== false) {
+      writer.uint32(64).bool(message.breachedNow);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SpendingThresholdCommandOutcome {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSpendingThresholdCommandOutcome();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.commandId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.accepted = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.rejectionField = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.rejectionReason = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.threshold = SpendingThreshold.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.changed = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.breachedNow = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SpendingThresholdCommandOutcome {
+    return {
+      commandId: isSet(object.commandId)
+        ? globalThis.String(object.commandId)
+        : isSet(object.command_id)
+        ? globalThis.String(object.command_id)
+        : "",
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+      accepted: isSet(object.accepted) ? globalThis.Boolean(object.accepted) : false,
+      rejectionField: isSet(object.rejectionField)
+        ? globalThis.String(object.rejectionField)
+        : isSet(object.rejection_field)
+        ? globalThis.String(object.rejection_field)
+        : "",
+      rejectionReason: isSet(object.rejectionReason)
+        ? globalThis.String(object.rejectionReason)
+        : isSet(object.rejection_reason)
+        ? globalThis.String(object.rejection_reason)
+        : "",
+      threshold: isSet(object.threshold) ? SpendingThreshold.fromJSON(object.threshold) : undefined,
+      changed: isSet(object.changed) ? globalThis.Boolean(object.changed) : false,
+      breachedNow: isSet(object.breachedNow)
+        ? globalThis.Boolean(object.breachedNow)
+        : isSet(object.breached_now)
+        ? globalThis.Boolean(object.breached_now)
+        : false,
+    };
+  },
+
+  toJSON(message: SpendingThresholdCommandOutcome): unknown {
+    const obj: any = {};
+    if (message.commandId !== "") {
+      obj.commandId = message.commandId;
+    }
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    if (message.accepted !== false) {
+      obj.accepted = message.accepted;
+    }
+    if (message.rejectionField !== "") {
+      obj.rejectionField = message.rejectionField;
+    }
+    if (message.rejectionReason !== "") {
+      obj.rejectionReason = message.rejectionReason;
+    }
+    if (message.threshold !== undefined) {
+      obj.threshold = SpendingThreshold.toJSON(message.threshold);
+    }
+    if (message.changed !== false) {
+      obj.changed = message.changed;
+    }
+    if (message.breachedNow !== false) {
+      obj.breachedNow = message.breachedNow;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SpendingThresholdCommandOutcome>, I>>(base?: I): SpendingThresholdCommandOutcome {
+    return SpendingThresholdCommandOutcome.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SpendingThresholdCommandOutcome>, I>>(
+    object: I,
+  ): SpendingThresholdCommandOutcome {
+    const message = createBaseSpendingThresholdCommandOutcome();
+    message.commandId = object.commandId ?? "";
+    message.accountId = object.accountId ?? "";
+    message.accepted = object.accepted ?? false;
+    message.rejectionField = object.rejectionField ?? "";
+    message.rejectionReason = object.rejectionReason ?? "";
+    message.threshold = (object.threshold !== undefined && object.threshold !== null)
+      ? SpendingThreshold.fromPartial(object.threshold)
+      : undefined;
+    message.changed = object.changed ?? false;
+    message.breachedNow = object.breachedNow ?? false;
     return message;
   },
 };

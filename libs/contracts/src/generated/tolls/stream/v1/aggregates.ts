@@ -8,6 +8,7 @@
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { Timestamp } from "../../../google/protobuf/timestamp";
 import { VehicleClass, vehicleClassFromJSON, vehicleClassToJSON } from "../../ingest/v1/transaction";
+import { IngestedTransaction } from "./envelope";
 
 /**
  * Customer spend in one event-time window, from the transactions of ONE partition of the
@@ -82,6 +83,33 @@ export interface CustomerSpendBatch {
   /** Event-time watermark of the source partition after that input message. */
   watermark: Date | undefined;
   windows: CustomerSpendWindow[];
+  /**
+   * Position of this batch among the spend batches of source_partition sent to this batch's shard:
+   * (input_sequence, chunk). The windower emits them in increasing position; billing applies them in
+   * that order and recognises a repeat (a replay) or a gap (a publish that failed and is re-sent).
+   */
+  chunk: number;
+  /**
+   * Position of the previous spend batch of source_partition to the same shard; (0, 0) for the first
+   * one. Absent when the windower does not know it (restored from a snapshot taken before positions
+   * were kept): readers then fall back to comparing positions.
+   */
+  previousInputSequence?: number | undefined;
+  previousChunk?:
+    | number
+    | undefined;
+  /**
+   * Windows of source_partition ending at or before this instant get no further revision (the
+   * watermark minus the allowed lateness): readers may forget what they applied for them.
+   */
+  finalBefore:
+    | Date
+    | undefined;
+  /**
+   * Transactions of this shard's accounts that came later than the allowed lateness of every spend
+   * window, in input order (also published on tolls.agg.late.spend.<partition>).
+   */
+  lateTransactions: IngestedTransaction[];
 }
 
 /**
@@ -685,7 +713,18 @@ export const StationTrafficWindow: MessageFns<StationTrafficWindow> = {
 };
 
 function createBaseCustomerSpendBatch(): CustomerSpendBatch {
-  return { batchId: "", sourcePartition: 0, inputSequence: 0, watermark: undefined, windows: [] };
+  return {
+    batchId: "",
+    sourcePartition: 0,
+    inputSequence: 0,
+    watermark: undefined,
+    windows: [],
+    chunk: 0,
+    previousInputSequence: undefined,
+    previousChunk: undefined,
+    finalBefore: undefined,
+    lateTransactions: [],
+  };
 }
 
 export const CustomerSpendBatch: MessageFns<CustomerSpendBatch> = {
@@ -704,6 +743,21 @@ export const CustomerSpendBatch: MessageFns<CustomerSpendBatch> = {
     }
     for (const v of message.windows) {
       CustomerSpendWindow.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.chunk !== 0) {
+      writer.uint32(48).uint32(message.chunk);
+    }
+    if (message.previousInputSequence !== undefined) {
+      writer.uint32(56).uint64(message.previousInputSequence);
+    }
+    if (message.previousChunk !== undefined) {
+      writer.uint32(64).uint32(message.previousChunk);
+    }
+    if (message.finalBefore !== undefined) {
+      Timestamp.encode(toTimestamp(message.finalBefore), writer.uint32(74).fork()).join();
+    }
+    for (const v of message.lateTransactions) {
+      IngestedTransaction.encode(v!, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -761,6 +815,46 @@ export const CustomerSpendBatch: MessageFns<CustomerSpendBatch> = {
             message.windows.push(CustomerSpendWindow.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.chunk = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.previousInputSequence = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.previousChunk = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.finalBefore = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.lateTransactions.push(IngestedTransaction.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -794,6 +888,27 @@ export const CustomerSpendBatch: MessageFns<CustomerSpendBatch> = {
       windows: globalThis.Array.isArray(object?.windows)
         ? object.windows.map((e: any) => CustomerSpendWindow.fromJSON(e))
         : [],
+      chunk: isSet(object.chunk) ? globalThis.Number(object.chunk) : 0,
+      previousInputSequence: isSet(object.previousInputSequence)
+        ? globalThis.Number(object.previousInputSequence)
+        : isSet(object.previous_input_sequence)
+        ? globalThis.Number(object.previous_input_sequence)
+        : undefined,
+      previousChunk: isSet(object.previousChunk)
+        ? globalThis.Number(object.previousChunk)
+        : isSet(object.previous_chunk)
+        ? globalThis.Number(object.previous_chunk)
+        : undefined,
+      finalBefore: isSet(object.finalBefore)
+        ? fromJsonTimestamp(object.finalBefore)
+        : isSet(object.final_before)
+        ? fromJsonTimestamp(object.final_before)
+        : undefined,
+      lateTransactions: globalThis.Array.isArray(object?.lateTransactions)
+        ? object.lateTransactions.map((e: any) => IngestedTransaction.fromJSON(e))
+        : globalThis.Array.isArray(object?.late_transactions)
+        ? object.late_transactions.map((e: any) => IngestedTransaction.fromJSON(e))
+        : [],
     };
   },
 
@@ -814,6 +929,21 @@ export const CustomerSpendBatch: MessageFns<CustomerSpendBatch> = {
     if (message.windows?.length) {
       obj.windows = message.windows.map((e) => CustomerSpendWindow.toJSON(e));
     }
+    if (message.chunk !== 0) {
+      obj.chunk = Math.round(message.chunk);
+    }
+    if (message.previousInputSequence !== undefined) {
+      obj.previousInputSequence = Math.round(message.previousInputSequence);
+    }
+    if (message.previousChunk !== undefined) {
+      obj.previousChunk = Math.round(message.previousChunk);
+    }
+    if (message.finalBefore !== undefined) {
+      obj.finalBefore = message.finalBefore.toISOString();
+    }
+    if (message.lateTransactions?.length) {
+      obj.lateTransactions = message.lateTransactions.map((e) => IngestedTransaction.toJSON(e));
+    }
     return obj;
   },
 
@@ -827,6 +957,11 @@ export const CustomerSpendBatch: MessageFns<CustomerSpendBatch> = {
     message.inputSequence = object.inputSequence ?? 0;
     message.watermark = object.watermark ?? undefined;
     message.windows = object.windows?.map((e) => CustomerSpendWindow.fromPartial(e)) || [];
+    message.chunk = object.chunk ?? 0;
+    message.previousInputSequence = object.previousInputSequence ?? undefined;
+    message.previousChunk = object.previousChunk ?? undefined;
+    message.finalBefore = object.finalBefore ?? undefined;
+    message.lateTransactions = object.lateTransactions?.map((e) => IngestedTransaction.fromPartial(e)) || [];
     return message;
   },
 };
