@@ -1,0 +1,667 @@
+/**
+ * Billing's state machine for ONE spend shard (ADR 0013): the accounts of the shard, their
+ * thresholds and monthly totals, in memory, changed by the records of the shard's subject
+ * (tolls.agg.spend.<shard>) one at a time in stream order. No I/O and no clock: "now" is the log
+ * time of the record being applied (its broker timestamp, the same on every replay), so the same
+ * records from the same state give the same outputs, alert ids and contents included. Recovery is a
+ * snapshot plus a replay of the records after it, as for the windower (ADR 0006).
+ *
+ * What it remembers, and why that is bounded:
+ * - per account: currency, zone, threshold and version, and the months that can still change
+ *   (a month is dropped `ledgerRetentionMs` after it is over everywhere; the read model keeps it);
+ * - per source partition: the position of the last spend batch applied (the windower's chain of
+ *   batches per partition and shard: a repeat is recognised by its position, a batch arriving
+ *   before its predecessor is held until the predecessor comes), and what was applied for each
+ *   window that may still be revised (until the partition's `final_before` passes its end: about
+ *   the windower's allowed lateness of results), so an amendment adds only its difference.
+ * No per-result ledger for the whole month (ADR 0008's documents grew by one entry per result).
+ */
+import {
+  CustomerSpendBatch,
+  CustomerSpendWindow,
+  IngestedTransaction,
+  type SpendingThresholdCommand,
+} from '@tollstream/contracts';
+import type { MonthKey, SpendingAlertRecord, ThresholdChangeRecord, ThresholdRecord } from '@tollstream/stores';
+import { alertIdOf, thresholdEventIdOf, type BillingPolicy, type EntryOutcome } from './account-spend';
+import { monthCertainlyOverAtMs, monthOf } from './months';
+import { MAX_ENTRY_AMOUNT_MINOR } from './spend-entries';
+
+export interface MonthState {
+  month: MonthKey;
+  totalMinor: number;
+  transactionCount: number;
+  /** Threshold version an alert was raised for in this month; 0 = none. */
+  alertedThresholdVersion: number;
+  /** Event time of the newest transaction counted; 0 = none. */
+  newestEventAtMs: number;
+  /** Shard position (stream sequence) of the record that last changed the month. */
+  position: number;
+}
+
+export interface AccountState {
+  accountId: string;
+  timeZone: string;
+  currency?: string;
+  threshold?: ThresholdRecord;
+  /** Incremented by every change of the threshold (set to another amount, or cleared). */
+  thresholdVersion: number;
+  /** Months that can still change, oldest first. */
+  months: MonthState[];
+  /** Shard position of the record that last changed the account (threshold, currency). */
+  position: number;
+  createdAtMs: number;
+  updatedAtMs: number;
+}
+
+/** A spend batch waiting for its predecessor in the partition's chain. */
+interface HeldBatch {
+  sequence: number;
+  logTimeMs: number;
+  batch: CustomerSpendBatch;
+}
+
+/** What was applied for a window that may still be revised: [revision, amountMinor, transactionCount, monthOfAccount]. */
+type AppliedWindow = [revision: number, amountMinor: number, transactionCount: number];
+
+interface PartitionTrack {
+  /** Position of the last batch applied: inputSequence * CHUNKS + chunk; 0 when none yet (before the first). */
+  last: number;
+  finalBeforeMs: number;
+  /** Windows that may still be revised, by "<account>/<currency>/<start>-<end>", filed by the second their window ends in. */
+  windows: Map<string, AppliedWindow>;
+  windowsByEnd: Map<number, string[]>;
+  held: Map<number, HeldBatch>;
+  /** Positions given up waiting for (a gap released after BillingShardOptions.gapTimeoutMs): [after, upTo] exclusive-inclusive. */
+  skippedGaps: Array<[after: number, upTo: number, atLogMs: number]>;
+}
+
+export interface BillingShardOptions {
+  shard: number;
+  policy: BillingPolicy;
+  /** Largest threshold accepted from a command (the API checks it too). */
+  maxThresholdMinor: number;
+  /**
+   * A batch held for its predecessor longer than this (in the shard's log time) is applied
+   * anyway; the predecessor, should it come, is then applied when it comes (never dropped).
+   */
+  gapTimeoutMs: number;
+  /** Batches held per partition at most before the oldest gap is given up. */
+  maxHeldBatches: number;
+}
+
+export interface ShardDeadLetter {
+  reasonCode: string;
+  reason: string;
+  original: Uint8Array;
+  /** Deterministic, for the dead letter's Nats-Msg-Id: a replay stores it once. */
+  id: string;
+}
+
+export interface ShardOutput {
+  alerts: SpendingAlertRecord[];
+  thresholdEvents: ThresholdChangeRecord[];
+  /** The answer to a threshold command, for its reply subject. */
+  commandOutcome?: ThresholdCommandOutcome;
+  deadLetters: ShardDeadLetter[];
+  outcomes: Partial<Record<ShardOutcome, number>>;
+}
+
+/** What a threshold command did (sent to the waiting caller as a SpendingThresholdCommandOutcome). */
+export interface ThresholdCommandOutcome {
+  replySubject: string;
+  commandId: string;
+  accountId: string;
+  accepted: boolean;
+  rejectionField: string;
+  rejectionReason: string;
+  /** The threshold in force after the command. */
+  threshold?: ThresholdRecord;
+  changed: boolean;
+  breachedNow: boolean;
+}
+
+export type ShardOutcome = EntryOutcome | 'late-applied' | 'batch-repeated' | 'batch-held' | 'gap-released' | 'amendment-unapplicable' | 'invalid';
+
+/** Chunks per input sequence in a position (the windower's chunks per input and shard are far fewer). */
+const CHUNKS = 65_536;
+const SNAPSHOT_FORMAT = 1;
+const CURRENCY = /^[A-Z]{3}$/;
+const ACCOUNT_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+const positionOf = (sequence: number, chunk: number): number => sequence * CHUNKS + chunk;
+const describePosition = (position: number): string => `${Math.floor(position / CHUNKS)}/${position % CHUNKS}`;
+
+export class BillingShard {
+  private readonly accounts = new Map<string, AccountState>();
+  private readonly partitions = new Map<number, PartitionTrack>();
+  private lastSequenceApplied = 0;
+  private lastLogTimeMs = 0;
+  /** Accounts changed since takeChanges(); not part of the state (derived again after a restore). */
+  private readonly changed = new Set<string>();
+
+  constructor(private readonly options: BillingShardOptions) {}
+
+  get shard(): number {
+    return this.options.shard;
+  }
+
+  /** Stream sequence of the last record applied; 0 if none. */
+  get lastSequence(): number {
+    return this.lastSequenceApplied;
+  }
+
+  get accountCount(): number {
+    return this.accounts.size;
+  }
+
+  get heldBatches(): number {
+    let held = 0;
+    for (const track of this.partitions.values()) held += track.held.size;
+    return held;
+  }
+
+  get revisableWindows(): number {
+    let windows = 0;
+    for (const track of this.partitions.values()) windows += track.windows.size;
+    return windows;
+  }
+
+  account(accountId: string): AccountState | undefined {
+    return this.accounts.get(accountId);
+  }
+
+  /** Accounts changed since the last call, with the months changed after `sincePosition`. */
+  takeChanges(): AccountState[] {
+    const changed: AccountState[] = [];
+    for (const accountId of this.changed) {
+      const account = this.accounts.get(accountId);
+      if (account) changed.push(account);
+    }
+    this.changed.clear();
+    return changed;
+  }
+
+  /** Marks every account changed after `position` (after a restore: what the read model may lack). */
+  markChangedAfter(position: number): void {
+    for (const account of this.accounts.values()) {
+      if (account.position > position || account.months.some((month) => month.position > position)) this.changed.add(account.accountId);
+    }
+  }
+
+  /** Applies the spend batch stored at `sequence` (stream sequence) at `logTimeMs`. */
+  applySpendBatch(sequence: number, logTimeMs: number, batch: CustomerSpendBatch): ShardOutput {
+    const output = this.begin(sequence, logTimeMs);
+    const track = this.track(batch.sourcePartition);
+    const position = positionOf(batch.inputSequence, batch.chunk);
+    const known = batch.previousInputSequence !== undefined;
+    const previous = known ? positionOf(batch.previousInputSequence ?? 0, batch.previousChunk ?? 0) : -1;
+    if (position <= track.last) {
+      if (this.takeSkipped(track, position)) {
+        this.applyBatch(track, batch, logTimeMs, output, sequence);
+      } else {
+        count(output, 'batch-repeated');
+      }
+    } else if (!known || previous <= track.last) {
+      // In order (previous is the last applied), or the chain is unknown (a windower restored from
+      // a snapshot without chain): positions only. A first batch whose predecessor was never seen
+      // (retention cut the stream's beginning) waits like any gap, then the gap timeout releases it.
+      this.applyBatch(track, batch, logTimeMs, output, sequence);
+      track.last = position;
+      this.applyHeldInOrder(track, output);
+    } else if (!track.held.has(position)) {
+      track.held.set(position, { sequence, logTimeMs, batch });
+      count(output, 'batch-held');
+    } else {
+      count(output, 'batch-repeated');
+    }
+    this.releaseOverdueGaps(track, logTimeMs, output);
+    return output;
+  }
+
+  /** Applies a threshold command stored at `sequence`; the log time is when it was set. */
+  applyThresholdCommand(sequence: number, logTimeMs: number, command: SpendingThresholdCommand, original: Uint8Array): ShardOutput {
+    const output = this.begin(sequence, logTimeMs);
+    const reject = (field: string, reason: string, deadLetter: boolean): ShardOutput => {
+      output.commandOutcome = this.outcome(command, { accepted: false, rejectionField: field, rejectionReason: reason });
+      if (deadLetter) output.deadLetters.push({ reasonCode: 'INVALID_THRESHOLD_COMMAND', reason: `${field}: ${reason}`, original, id: `billing/${this.shard}/${sequence}/command` });
+      count(output, 'invalid');
+      return output;
+    };
+    if (!ACCOUNT_ID.test(command.accountId)) return reject('account_id', 'must be 1-64 of letters, digits, . _ : -', true);
+    const threshold = command.threshold;
+    if (threshold) {
+      if (!CURRENCY.test(threshold.currency)) return reject('threshold.currency', 'must be an ISO 4217 code', true);
+      if (!Number.isSafeInteger(threshold.amountMinor) || threshold.amountMinor < 1 || threshold.amountMinor > this.options.maxThresholdMinor) {
+        return reject('threshold.amount_minor', `must be 1..${this.options.maxThresholdMinor}`, true);
+      }
+    }
+    const existing = this.accounts.get(command.accountId);
+    if (!threshold) {
+      const account = existing;
+      if (!account?.threshold) {
+        output.commandOutcome = this.outcome(command, { accepted: true, changed: false });
+        return output;
+      }
+      account.thresholdVersion++;
+      delete account.threshold;
+      this.touchAccount(account, sequence, logTimeMs);
+      output.thresholdEvents.push({ kind: 'threshold-changed', id: thresholdEventIdOf(account.accountId, account.thresholdVersion), accountId: account.accountId, version: account.thresholdVersion, changedAtMs: logTimeMs });
+      output.commandOutcome = this.outcome(command, { accepted: true, changed: true });
+      return output;
+    }
+    if (existing?.currency !== undefined && existing.currency !== threshold.currency) {
+      return reject('threshold.currency', `must be the account's currency ${existing.currency}`, false);
+    }
+    const account = existing ?? this.newAccount(command.accountId, logTimeMs);
+    const current = account.threshold;
+    if (current && current.amountMinor === threshold.amountMinor && current.currency === threshold.currency) {
+      output.commandOutcome = this.outcome(command, { accepted: true, changed: false, threshold: current });
+      return output;
+    }
+    const month = monthOf(logTimeMs, account.timeZone);
+    account.thresholdVersion++;
+    account.currency ??= threshold.currency;
+    account.threshold = { amountMinor: threshold.amountMinor, currency: threshold.currency, version: account.thresholdVersion, setAtMs: logTimeMs, effectiveFromMonth: month };
+    this.touchAccount(account, sequence, logTimeMs);
+    output.thresholdEvents.push({
+      kind: 'threshold-changed',
+      id: thresholdEventIdOf(account.accountId, account.thresholdVersion),
+      accountId: account.accountId,
+      version: account.thresholdVersion,
+      threshold: account.threshold,
+      changedAtMs: logTimeMs,
+    });
+    const record = account.months.find((candidate) => candidate.month === month);
+    const alert = record ? this.checkBreach(account, record, logTimeMs, logTimeMs, sequence) : undefined;
+    if (alert) output.alerts.push(alert);
+    output.commandOutcome = this.outcome(command, { accepted: true, changed: true, threshold: account.threshold, breachedNow: alert !== undefined });
+    return output;
+  }
+
+  /** A record that is neither a spend batch nor a threshold command (or cannot be decoded). */
+  rejectRecord(sequence: number, logTimeMs: number, reasonCode: string, reason: string, original: Uint8Array): ShardOutput {
+    const output = this.begin(sequence, logTimeMs);
+    output.deadLetters.push({ reasonCode, reason, original, id: `billing/${this.shard}/${sequence}/record` });
+    count(output, 'invalid');
+    return output;
+  }
+
+  /**
+   * Spend (minor units) that would raise the account's next alert in the month of `nowMs`; undefined
+   * when none can come this month. Only for ordering and display, never for a decision.
+   */
+  alertHeadroomMinor(accountId: string, nowMs: number): number | undefined {
+    const account = this.accounts.get(accountId);
+    const threshold = account?.threshold;
+    if (!account || !threshold) return undefined;
+    const month = monthOf(nowMs, account.timeZone);
+    if (month < threshold.effectiveFromMonth) return threshold.amountMinor;
+    const record = account.months.find((candidate) => candidate.month === month);
+    if (record?.alertedThresholdVersion === threshold.version) return undefined;
+    return Math.max(0, threshold.amountMinor - (record?.totalMinor ?? 0));
+  }
+
+  private begin(sequence: number, logTimeMs: number): ShardOutput {
+    if (sequence <= this.lastSequenceApplied) {
+      throw new Error(`record ${sequence} of spend shard ${this.shard} was already applied (last ${this.lastSequenceApplied})`);
+    }
+    this.lastSequenceApplied = sequence;
+    // Log time only moves forward here (broker timestamps of one stream do; a clock step back must not reopen months).
+    this.lastLogTimeMs = Math.max(this.lastLogTimeMs, logTimeMs);
+    return { alerts: [], thresholdEvents: [], deadLetters: [], outcomes: {} };
+  }
+
+  private outcome(command: SpendingThresholdCommand, fields: Partial<ThresholdCommandOutcome>): ThresholdCommandOutcome {
+    return {
+      replySubject: command.replySubject,
+      commandId: command.commandId,
+      accountId: command.accountId,
+      accepted: false,
+      rejectionField: '',
+      rejectionReason: '',
+      changed: false,
+      breachedNow: false,
+      ...fields,
+    };
+  }
+
+  private track(partition: number): PartitionTrack {
+    let track = this.partitions.get(partition);
+    if (!track) {
+      track = { last: 0, finalBeforeMs: Number.MIN_SAFE_INTEGER, windows: new Map(), windowsByEnd: new Map(), held: new Map(), skippedGaps: [] };
+      this.partitions.set(partition, track);
+    }
+    return track;
+  }
+
+  private applyHeldInOrder(track: PartitionTrack, output: ShardOutput): void {
+    for (;;) {
+      let next: [number, HeldBatch] | undefined;
+      for (const [position, held] of track.held) {
+        const previous = positionOf(held.batch.previousInputSequence ?? 0, held.batch.previousChunk ?? 0);
+        if (previous <= track.last) {
+          next = [position, held];
+          break;
+        }
+      }
+      if (!next) return;
+      track.held.delete(next[0]);
+      if (next[0] > track.last) {
+        this.applyBatch(track, next[1].batch, next[1].logTimeMs, output, next[1].sequence);
+        track.last = next[0];
+      } else {
+        count(output, 'batch-repeated');
+      }
+    }
+  }
+
+  /** Gives up waiting for predecessors that did not come in time: the held batches are applied in position order. */
+  private releaseOverdueGaps(track: PartitionTrack, logTimeMs: number, output: ShardOutput): void {
+    if (track.held.size === 0) return;
+    let oldest = Number.MAX_SAFE_INTEGER;
+    for (const held of track.held.values()) oldest = Math.min(oldest, held.logTimeMs);
+    if (logTimeMs - oldest < this.options.gapTimeoutMs && track.held.size <= this.options.maxHeldBatches) return;
+    const positions = [...track.held.keys()].sort((a, b) => a - b);
+    const first = track.held.get(positions[0]) as HeldBatch;
+    const previous = positionOf(first.batch.previousInputSequence ?? 0, first.batch.previousChunk ?? 0);
+    // The batches between the last applied and the first held are applied whenever they come.
+    track.skippedGaps.push([track.last, previous, logTimeMs]);
+    count(output, 'gap-released');
+    track.last = previous;
+    this.applyHeldInOrder(track, output);
+    if (track.held.size > 0) this.releaseOverdueGaps(track, logTimeMs, output);
+  }
+
+  private takeSkipped(track: PartitionTrack, position: number): boolean {
+    // Forget gaps nobody filled within a day of log time (bounded state).
+    track.skippedGaps = track.skippedGaps.filter(([, , atLogMs]) => this.lastLogTimeMs - atLogMs < 86_400_000);
+    const index = track.skippedGaps.findIndex(([after, upTo]) => position > after && position <= upTo);
+    if (index < 0) return false;
+    // Filled once: the rest of the gap stays open, this position is now applied.
+    const [after, upTo, atLogMs] = track.skippedGaps[index];
+    track.skippedGaps.splice(index, 1, [after, position - 1, atLogMs], [position, upTo, atLogMs]);
+    return true;
+  }
+
+  private applyBatch(track: PartitionTrack, batch: CustomerSpendBatch, logTimeMs: number, output: ShardOutput, sequence: number): void {
+    batch.windows.forEach((window, index) => this.applyWindow(track, window, logTimeMs, output, sequence, index));
+    batch.lateTransactions.forEach((ingested, index) => this.applyLate(ingested, logTimeMs, output, sequence, index));
+    const finalBeforeMs = batch.finalBefore?.getTime();
+    if (finalBeforeMs !== undefined && finalBeforeMs > track.finalBeforeMs) {
+      track.finalBeforeMs = finalBeforeMs;
+      for (const [endSecond, keys] of track.windowsByEnd) {
+        if (endSecond > finalBeforeMs) continue;
+        for (const key of keys) track.windows.delete(key);
+        track.windowsByEnd.delete(endSecond);
+      }
+    }
+  }
+
+  private applyWindow(track: PartitionTrack, window: CustomerSpendWindow, logTimeMs: number, output: ShardOutput, sequence: number, index: number): void {
+    const problem = problemOfWindow(window);
+    const startMs = window.windowStart?.getTime() ?? 0;
+    const endMs = window.windowEnd?.getTime() ?? startMs;
+    if (problem) {
+      output.deadLetters.push({ reasonCode: 'INVALID_RESULT', reason: problem, original: CustomerSpendWindow.encode(window).finish(), id: `billing/${this.shard}/${sequence}/w${index}` });
+      count(output, 'invalid');
+      return;
+    }
+    const key = `${window.accountId}/${window.currency}/${startMs}-${endMs}`;
+    const applied = track.windows.get(key);
+    if (applied && applied[0] >= window.revision) {
+      count(output, applied[0] === window.revision ? 'duplicate' : 'superseded');
+      return;
+    }
+    if (!applied && window.revision > 1 && endMs <= track.finalBeforeMs) {
+      // A revision of a window already final: its earlier revision's amount is forgotten, so the
+      // difference cannot be known. Only a batch far out of order can do this: dead-lettered, not guessed.
+      output.deadLetters.push({
+        reasonCode: 'AMENDMENT_AFTER_FINAL',
+        reason: `revision ${window.revision} of a window that ended before the partition's final_before`,
+        original: CustomerSpendWindow.encode(window).finish(),
+        id: `billing/${this.shard}/${sequence}/w${index}`,
+      });
+      count(output, 'amendment-unapplicable');
+      return;
+    }
+    const spend = {
+      accountId: window.accountId,
+      currency: window.currency,
+      amountMinor: window.amountMinor - (applied?.[1] ?? 0),
+      transactionCount: window.transactionCount - (applied?.[2] ?? 0),
+      monthInstantMs: startMs,
+      occurredAtMs: window.lastOccurredAt?.getTime() ?? startMs,
+    };
+    const original = () => CustomerSpendWindow.encode(window).finish();
+    if (!this.addSpend(spend, logTimeMs, output, sequence, `w${index}`, original)) return;
+    count(output, applied ? 'amended' : 'applied');
+    if (endMs > track.finalBeforeMs) {
+      if (!applied) {
+        const endSecond = Math.ceil(endMs / 1000) * 1000;
+        let keys = track.windowsByEnd.get(endSecond);
+        if (!keys) track.windowsByEnd.set(endSecond, (keys = []));
+        keys.push(key);
+      }
+      track.windows.set(key, [window.revision, window.amountMinor, window.transactionCount]);
+    }
+  }
+
+  private applyLate(ingested: IngestedTransaction, logTimeMs: number, output: ShardOutput, sequence: number, index: number): void {
+    const transaction = ingested.transaction;
+    if (!transaction?.accountId) return; // plate-only passes: no spend
+    const occurredAtMs = transaction.occurredAt?.getTime();
+    let problem: string | undefined;
+    if (!transaction.stationId || !transaction.transactionId) problem = 'station_id or transaction_id is empty';
+    else if (!CURRENCY.test(transaction.currency)) problem = 'currency is not an ISO 4217 code';
+    else if (!Number.isSafeInteger(transaction.amountMinor) || transaction.amountMinor < 0 || transaction.amountMinor > MAX_ENTRY_AMOUNT_MINOR) problem = `amount_minor ${transaction.amountMinor} is out of range`;
+    else if (occurredAtMs === undefined || Number.isNaN(occurredAtMs)) problem = 'occurred_at is missing';
+    const original = () => IngestedTransaction.encode(ingested).finish();
+    if (problem) {
+      output.deadLetters.push({ reasonCode: 'INVALID_RESULT', reason: problem, original: original(), id: `billing/${this.shard}/${sequence}/t${index}` });
+      count(output, 'invalid');
+      return;
+    }
+    const spend = { accountId: transaction.accountId, currency: transaction.currency, amountMinor: transaction.amountMinor, transactionCount: 1, monthInstantMs: occurredAtMs as number, occurredAtMs: occurredAtMs as number };
+    if (this.addSpend(spend, logTimeMs, output, sequence, `t${index}`, original)) count(output, 'late-applied');
+  }
+
+  /** Adds spend (a difference, possibly negative) to the account's month; false when rejected. */
+  private addSpend(
+    spend: { accountId: string; currency: string; amountMinor: number; transactionCount: number; monthInstantMs: number; occurredAtMs: number },
+    logTimeMs: number,
+    output: ShardOutput,
+    sequence: number,
+    item: string,
+    original: () => Uint8Array,
+  ): boolean {
+    const account = this.accounts.get(spend.accountId) ?? this.newAccount(spend.accountId, logTimeMs);
+    if (account.currency === undefined) {
+      account.currency = spend.currency;
+      this.touchAccount(account, sequence, logTimeMs);
+    } else if (account.currency !== spend.currency) {
+      output.deadLetters.push({
+        reasonCode: 'CURRENCY_MISMATCH',
+        reason: `spend in ${spend.currency} for an account in ${account.currency}`,
+        original: original(),
+        id: `billing/${this.shard}/${sequence}/${item}`,
+      });
+      count(output, 'currency-mismatch');
+      return false;
+    }
+    const month = monthOf(spend.monthInstantMs, account.timeZone);
+    let record = account.months.find((candidate) => candidate.month === month);
+    if (!record) {
+      if (monthCertainlyOverAtMs(month) + this.options.policy.ledgerRetentionMs < this.lastLogTimeMs) {
+        output.deadLetters.push({
+          reasonCode: 'MONTH_CLOSED',
+          reason: `spend for ${month}, closed ${Math.round(this.options.policy.ledgerRetentionMs / 86_400_000)} days after it ended`,
+          original: original(),
+          id: `billing/${this.shard}/${sequence}/${item}`,
+        });
+        count(output, 'month-sealed');
+        return false;
+      }
+      record = { month, totalMinor: 0, transactionCount: 0, alertedThresholdVersion: 0, newestEventAtMs: 0, position: sequence };
+      account.months.push(record);
+      account.months.sort((a, b) => (a.month < b.month ? -1 : a.month > b.month ? 1 : 0));
+    }
+    record.totalMinor += spend.amountMinor;
+    record.transactionCount += spend.transactionCount;
+    record.newestEventAtMs = Math.max(record.newestEventAtMs, spend.occurredAtMs);
+    record.position = sequence;
+    account.updatedAtMs = logTimeMs;
+    this.changed.add(account.accountId);
+    const alert = this.checkBreach(account, record, spend.occurredAtMs, logTimeMs, sequence);
+    if (alert) output.alerts.push(alert);
+    this.dropClosedMonths(account);
+    return true;
+  }
+
+  /** Months over for longer than the retention leave memory (the read model keeps them). */
+  private dropClosedMonths(account: AccountState): void {
+    while (account.months.length > 1 && monthCertainlyOverAtMs(account.months[0].month) + this.options.policy.ledgerRetentionMs < this.lastLogTimeMs) {
+      account.months.shift();
+    }
+  }
+
+  private checkBreach(account: AccountState, record: MonthState, breachedAtMs: number, logTimeMs: number, sequence: number): SpendingAlertRecord | undefined {
+    const threshold = account.threshold;
+    if (!threshold || record.month < threshold.effectiveFromMonth) return undefined;
+    if (record.totalMinor < threshold.amountMinor || record.alertedThresholdVersion === threshold.version) return undefined;
+    record.alertedThresholdVersion = threshold.version;
+    record.position = sequence;
+    this.changed.add(account.accountId);
+    return {
+      kind: 'spending-alert',
+      id: alertIdOf(account.accountId, record.month, threshold.version),
+      accountId: account.accountId,
+      month: record.month,
+      timeZone: account.timeZone,
+      thresholdMinor: threshold.amountMinor,
+      thresholdVersion: threshold.version,
+      totalMinor: record.totalMinor,
+      currency: threshold.currency,
+      breachedAtMs,
+      raisedAtMs: logTimeMs,
+    };
+  }
+
+  private newAccount(accountId: string, logTimeMs: number): AccountState {
+    const account: AccountState = {
+      accountId,
+      timeZone: this.options.policy.operatorTimeZone,
+      thresholdVersion: 0,
+      months: [],
+      position: this.lastSequenceApplied,
+      createdAtMs: logTimeMs,
+      updatedAtMs: logTimeMs,
+    };
+    this.accounts.set(accountId, account);
+    this.changed.add(accountId);
+    return account;
+  }
+
+  private touchAccount(account: AccountState, sequence: number, logTimeMs: number): void {
+    account.position = sequence;
+    account.updatedAtMs = logTimeMs;
+    this.changed.add(account.accountId);
+  }
+
+  /**
+   * The state as chunks of JSON (a header, then accounts and partitions in batches), in map order so
+   * that a restored shard iterates as the original did. Framing is the snapshot store's.
+   */
+  *snapshotFrames(accountsPerFrame = 10_000): Generator<{ kind: 'header' | 'accounts' | 'partitions'; data: Uint8Array }> {
+    const encoder = new TextEncoder();
+    yield {
+      kind: 'header',
+      data: encoder.encode(JSON.stringify({ format: SNAPSHOT_FORMAT, shard: this.shard, lastSequence: this.lastSequenceApplied, lastLogTimeMs: this.lastLogTimeMs, accounts: this.accounts.size })),
+    };
+    let batch: AccountState[] = [];
+    for (const account of this.accounts.values()) {
+      batch.push(account);
+      if (batch.length >= accountsPerFrame) {
+        yield { kind: 'accounts', data: encoder.encode(JSON.stringify(batch)) };
+        batch = [];
+      }
+    }
+    if (batch.length > 0) yield { kind: 'accounts', data: encoder.encode(JSON.stringify(batch)) };
+    for (const [partition, track] of this.partitions) {
+      const held = [...track.held.entries()].map(([position, entry]) => ({
+        position,
+        sequence: entry.sequence,
+        logTimeMs: entry.logTimeMs,
+        batch: Buffer.from(CustomerSpendBatch.encode(entry.batch).finish()).toString('base64'),
+      }));
+      yield {
+        kind: 'partitions',
+        data: encoder.encode(
+          JSON.stringify({ partition, last: track.last, finalBeforeMs: track.finalBeforeMs, windows: [...track.windows], windowsByEnd: [...track.windowsByEnd], held, skippedGaps: track.skippedGaps }),
+        ),
+      };
+    }
+  }
+
+  static restore(options: BillingShardOptions, frames: Iterable<{ kind: string; data: Uint8Array }>): BillingShard {
+    const shard = new BillingShard(options);
+    const decoder = new TextDecoder();
+    let header: { format: number; shard: number; lastSequence: number; lastLogTimeMs: number } | undefined;
+    for (const frame of frames) {
+      const value: unknown = JSON.parse(decoder.decode(frame.data));
+      if (frame.kind === 'header') {
+        header = value as typeof header;
+        if (header?.format !== SNAPSHOT_FORMAT) throw new Error(`billing snapshot of format ${String(header?.format)}, expected ${SNAPSHOT_FORMAT}`);
+        if (header.shard !== options.shard) throw new Error(`billing snapshot is of shard ${header.shard}, not ${options.shard}`);
+        shard.lastSequenceApplied = header.lastSequence;
+        shard.lastLogTimeMs = header.lastLogTimeMs;
+      } else if (frame.kind === 'accounts') {
+        for (const account of value as AccountState[]) shard.accounts.set(account.accountId, account);
+      } else if (frame.kind === 'partitions') {
+        const stored = value as {
+          partition: number;
+          last: number;
+          finalBeforeMs: number;
+          windows: Array<[string, AppliedWindow]>;
+          windowsByEnd: Array<[number, string[]]>;
+          held: Array<{ position: number; sequence: number; logTimeMs: number; batch: string }>;
+          skippedGaps: PartitionTrack['skippedGaps'];
+        };
+        shard.partitions.set(stored.partition, {
+          last: stored.last,
+          finalBeforeMs: stored.finalBeforeMs,
+          windows: new Map(stored.windows),
+          windowsByEnd: new Map(stored.windowsByEnd),
+          held: new Map(stored.held.map((entry) => [entry.position, { sequence: entry.sequence, logTimeMs: entry.logTimeMs, batch: CustomerSpendBatch.decode(Buffer.from(entry.batch, 'base64')) }])),
+          skippedGaps: stored.skippedGaps,
+        });
+      } else {
+        throw new Error(`billing snapshot has a frame of unknown kind ${frame.kind}`);
+      }
+    }
+    if (!header) throw new Error('billing snapshot has no header');
+    return shard;
+  }
+
+  /** For logs: where each partition's chain stands. */
+  describePartitions(): Array<{ partition: number; last: string; held: number; revisableWindows: number }> {
+    return [...this.partitions].map(([partition, track]) => ({ partition, last: track.last === 0 ? '-' : describePosition(track.last), held: track.held.size, revisableWindows: track.windows.size }));
+  }
+}
+
+function count(output: ShardOutput, outcome: ShardOutcome, by = 1): void {
+  output.outcomes[outcome] = (output.outcomes[outcome] ?? 0) + by;
+}
+
+function problemOfWindow(window: CustomerSpendWindow): string | undefined {
+  if (!ACCOUNT_ID.test(window.accountId)) return 'account_id is not 1-64 of letters, digits, . _ : -';
+  if (!CURRENCY.test(window.currency)) return `currency ${JSON.stringify(window.currency.slice(0, 10))} is not an ISO 4217 code`;
+  if (!Number.isSafeInteger(window.amountMinor) || window.amountMinor < 0 || window.amountMinor > MAX_ENTRY_AMOUNT_MINOR) {
+    return `amount_minor ${window.amountMinor} is out of range 0..${MAX_ENTRY_AMOUNT_MINOR}`;
+  }
+  if (!Number.isSafeInteger(window.transactionCount) || window.transactionCount < 0) return 'transaction_count is out of range';
+  if (!(window.revision >= 1)) return 'revision must be at least 1';
+  if (!window.windowStart || Number.isNaN(window.windowStart.getTime())) return 'window_start is missing';
+  if (!window.windowEnd || !(window.windowEnd.getTime() > window.windowStart.getTime())) return 'window_end is missing or not after window_start';
+  return undefined;
+}
