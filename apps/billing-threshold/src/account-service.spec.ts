@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { createAccountService, SpendApplier, type BillingPolicy, type SpendEntry } from '@tollstream/billing';
+import { createAccountService, SpendApplier, storeAccountBackend, type BillingPolicy, type SpendEntry } from '@tollstream/billing';
 import { AccountServiceService, SpendingThresholdChanged, Streams, Subjects } from '@tollstream/contracts';
 import { declareTopology, provisionTopology } from '@tollstream/messaging';
 import { createLogger, startGrpcServer, type GrpcServerHandle } from '@tollstream/service-kit';
@@ -37,7 +37,14 @@ beforeAll(async () => {
       {
         name: 'tolls.accounts.v1.AccountService',
         definition: AccountServiceService,
-        implementation: createAccountService({ store, applier, policy, limits: { maxThresholdMinor: 10_000_000 }, token: TOKEN, logger: createLogger({ service: 'spec', level: 'silent' }), now: () => NOW }),
+        implementation: createAccountService({
+          backend: storeAccountBackend({ store, applier, policy, logger: createLogger({ service: 'spec', level: 'silent' }), now: () => NOW }),
+          policy,
+          limits: { maxThresholdMinor: 10_000_000 },
+          token: TOKEN,
+          logger: createLogger({ service: 'spec', level: 'silent' }),
+          now: () => NOW,
+        }),
       },
     ],
   });

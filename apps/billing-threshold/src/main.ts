@@ -1,4 +1,4 @@
-import { createAccountService, SpendApplier, SpendConsumer, type BillingPolicy } from '@tollstream/billing';
+import { createAccountService, SpendApplier, SpendConsumer, storeAccountBackend, type BillingPolicy } from '@tollstream/billing';
 import { AccountServiceService, fileDescriptorSetBase64 } from '@tollstream/contracts';
 import { connectServiceToBroker, DeadLetterPublisher } from '@tollstream/messaging';
 import {
@@ -130,8 +130,7 @@ void runService({
           name: 'tolls.accounts.v1.AccountService',
           definition: AccountServiceService,
           implementation: createAccountService({
-            store,
-            applier,
+            backend: storeAccountBackend({ store, applier, policy, logger }),
             policy,
             limits: { maxThresholdMinor: config.BILLING_MAX_THRESHOLD_MINOR },
             token: apiToken,

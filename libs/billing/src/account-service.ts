@@ -9,14 +9,13 @@ import type {
   GetSpendingThresholdResponse,
   ListMonthlySpendRequest,
   ListMonthlySpendResponse,
-  MonthlySpend,
   SetSpendingThresholdRequest,
   SetSpendingThresholdResponse,
-  SpendingThreshold,
 } from '@tollstream/contracts';
 import { grpcStatusError, hasServiceCredential, InvalidArgumentError, type Logger } from '@tollstream/service-kit';
-import type { AccountSpendStore, ThresholdRecord } from '@tollstream/stores';
-import { clearThreshold, currentMonthOf, monthlySpendView, setThreshold, type BillingPolicy, type MonthlySpendView } from './account-spend';
+import type { AccountSpendStore, MonthKey, ThresholdRecord } from '@tollstream/stores';
+import { clearThreshold, currentMonthOf, monthlySpendView, setThreshold, type BillingPolicy, type ThresholdInput } from './account-spend';
+import { monthlySpendMessage, thresholdMessage } from './account-views';
 import { MONTH_PATTERN } from './months';
 import type { SpendApplier } from './spend-applier';
 
@@ -47,28 +46,67 @@ function beforeMonthOf(pageToken: string): string | undefined {
   return decoded[1];
 }
 
-function thresholdMessage(accountId: string, threshold: ThresholdRecord): SpendingThreshold {
-  return {
-    accountId,
-    amount: { amountMinor: threshold.amountMinor, currency: threshold.currency },
-    version: threshold.version,
-    setAt: new Date(threshold.setAtMs),
-    effectiveFromMonth: threshold.effectiveFromMonth,
-  };
+/** What the API shows of an account (whichever design keeps it). */
+export interface AccountView {
+  timeZone: string;
+  currency?: string;
+  threshold?: ThresholdRecord;
 }
 
-function monthlySpendMessage(accountId: string, view: MonthlySpendView): MonthlySpend {
-  const currency = view.threshold?.currency ?? view.currency ?? '';
+/** What the API shows of one month of an account. */
+export interface MonthView {
+  month: MonthKey;
+  totalMinor: number;
+  transactionCount: number;
+  /** Event time of the newest transaction counted; 0 = none. */
+  newestEventAtMs: number;
+}
+
+export type SetThresholdOutcome = { ok: true; threshold: ThresholdRecord; breachedNow: boolean } | { ok: false; field: string; reason: string };
+
+/** Where thresholds are changed and accounts read: the shard state machine (ADR 0013) or the per-result store (ADR 0008). */
+export interface AccountBackend {
+  setThreshold(accountId: string, input: ThresholdInput): Promise<SetThresholdOutcome>;
+  clearThreshold(accountId: string): Promise<{ cleared: boolean }>;
+  readAccount(accountId: string): Promise<AccountView | undefined>;
+  readMonth(accountId: string, month: MonthKey): Promise<MonthView | undefined>;
+  /** Months newest first, only those before `beforeMonth` when given, at most `limit`. */
+  listMonths(accountId: string, options: { beforeMonth?: MonthKey; limit: number }): Promise<MonthView[]>;
+}
+
+/** The backend could not answer in time; the message says what happened to the call (gRPC UNAVAILABLE). */
+export class AccountBackendUnavailableError extends Error {
+  override readonly name = 'AccountBackendUnavailableError';
+}
+
+/** The per-result design's backend (ADR 0008): atomic store updates, outbox published after each change. */
+export function storeAccountBackend(options: { store: AccountSpendStore; applier: SpendApplier; policy: BillingPolicy; logger: Logger; now?: () => number }): AccountBackend {
+  const { store, applier, policy, logger } = options;
+  const now = options.now ?? Date.now;
+  /** Publishes what the change put in the outbox; on failure the periodic sweep publishes it. */
+  const publish = async (accountId: string, outbox: Parameters<SpendApplier['publishOutbox']>[1]) => {
+    if (outbox.length === 0) return;
+    await applier.publishOutbox(accountId, outbox).catch((error: unknown) => {
+      logger.warn({ err: error, accountId }, 'publishing the account outbox failed; the sweep retries');
+    });
+  };
   return {
-    accountId,
-    month: view.month,
-    timeZone: view.timeZone,
-    total: { amountMinor: view.totalMinor, currency },
-    threshold: view.threshold ? { amountMinor: view.threshold.amountMinor, currency } : undefined,
-    remaining: view.remainingMinor !== undefined ? { amountMinor: view.remainingMinor, currency } : undefined,
-    breached: view.breached,
-    asOf: view.asOfMs !== undefined ? new Date(view.asOfMs) : undefined,
-    transactionCount: view.transactionCount,
+    setThreshold: async (accountId, input) => {
+      const result = await store.update(accountId, setThreshold(accountId, input, policy, now()));
+      if (!result.ok) return { ok: false, field: 'threshold.currency', reason: `must be the account's currency ${result.accountCurrency}` };
+      applier.thresholdChanged(accountId, result.alertHeadroomMinor);
+      await publish(accountId, result.outbox);
+      return { ok: true, threshold: result.threshold, breachedNow: result.breachedNow };
+    },
+    clearThreshold: async (accountId) => {
+      const result = await store.update(accountId, clearThreshold(accountId, now()));
+      applier.thresholdChanged(accountId, undefined);
+      await publish(accountId, result.outbox);
+      return { cleared: result.cleared };
+    },
+    readAccount: async (accountId) => (await store.read(accountId, () => []))?.account,
+    readMonth: async (accountId, month) => (await store.read(accountId, () => [month]))?.months[month],
+    listMonths: (accountId, listOptions) => store.listMonths(accountId, listOptions),
   };
 }
 
@@ -77,8 +115,7 @@ function monthlySpendMessage(accountId: string, view: MonthlySpendView): Monthly
  * Authenticated with one service credential (bearer token, compared in constant time).
  */
 export function createAccountService(options: {
-  store: AccountSpendStore;
-  applier: SpendApplier;
+  backend: AccountBackend;
   policy: BillingPolicy;
   limits: AccountApiLimits;
   /** The mobile backend's bearer token. */
@@ -86,7 +123,7 @@ export function createAccountService(options: {
   logger: Logger;
   now?: () => number;
 }): AccountServiceServer {
-  const { store, applier, policy, limits, logger } = options;
+  const { backend, policy, limits, logger } = options;
   const now = options.now ?? Date.now;
 
   /** Runs one call: authentication, then the body; errors mapped to status codes. */
@@ -104,19 +141,16 @@ export function createAccountService(options: {
             callback(grpcStatusError(grpc.status.INVALID_ARGUMENT, error.message));
             return;
           }
+          if (error instanceof AccountBackendUnavailableError) {
+            logger.warn({ method, reason: error.message }, 'account call not answered in time');
+            callback(grpcStatusError(grpc.status.UNAVAILABLE, error.message));
+            return;
+          }
           logger.error({ err: error, method }, 'account call failed');
           callback(grpcStatusError(grpc.status.UNAVAILABLE, 'the account store is unavailable; retry (calls are idempotent)'));
         },
       );
     };
-
-  /** Publishes what the change put in the outbox; on failure the periodic sweep publishes it. */
-  const publish = async (accountId: string, outbox: Parameters<SpendApplier['publishOutbox']>[1]) => {
-    if (outbox.length === 0) return;
-    await applier.publishOutbox(accountId, outbox).catch((error: unknown) => {
-      logger.warn({ err: error, accountId }, 'publishing the account outbox failed; the sweep retries');
-    });
-  };
 
   return {
     setSpendingThreshold: unary('SetSpendingThreshold', async (request: SetSpendingThresholdRequest): Promise<SetSpendingThresholdResponse> => {
@@ -132,41 +166,29 @@ export function createAccountService(options: {
       if (!/^[A-Z]{3}$/.test(threshold.currency) || !knownCurrencies.has(threshold.currency)) {
         throw new InvalidArgumentError('threshold.currency', 'must be an ISO 4217 currency code such as USD');
       }
-      const result = await store.update(
-        request.accountId,
-        setThreshold(request.accountId, { amountMinor: threshold.amountMinor, currency: threshold.currency }, policy, now()),
-      );
-      if (!result.ok) {
-        throw new InvalidArgumentError('threshold.currency', `must be the account's currency ${result.accountCurrency}`);
-      }
-      applier.thresholdChanged(request.accountId, result.alertHeadroomMinor);
-      await publish(request.accountId, result.outbox);
+      const result = await backend.setThreshold(request.accountId, { amountMinor: threshold.amountMinor, currency: threshold.currency });
+      if (!result.ok) throw new InvalidArgumentError(result.field, result.reason);
       return { threshold: thresholdMessage(request.accountId, result.threshold), breachedNow: result.breachedNow };
     }),
 
     getSpendingThreshold: unary('GetSpendingThreshold', async (request: GetSpendingThresholdRequest): Promise<GetSpendingThresholdResponse> => {
       checkAccountId(request.accountId);
-      const document = await store.read(request.accountId, () => []);
-      const threshold = document?.account.threshold;
+      const threshold = (await backend.readAccount(request.accountId))?.threshold;
       return { threshold: threshold ? thresholdMessage(request.accountId, threshold) : undefined };
     }),
 
     clearSpendingThreshold: unary('ClearSpendingThreshold', async (request: ClearSpendingThresholdRequest): Promise<ClearSpendingThresholdResponse> => {
       checkAccountId(request.accountId);
-      const result = await store.update(request.accountId, clearThreshold(request.accountId, now()));
-      applier.thresholdChanged(request.accountId, undefined);
-      await publish(request.accountId, result.outbox);
-      return { cleared: result.cleared };
+      return backend.clearThreshold(request.accountId);
     }),
 
     getMonthlySpend: unary('GetMonthlySpend', async (request: GetMonthlySpendRequest): Promise<GetMonthlySpendResponse> => {
       checkAccountId(request.accountId);
       if (request.month && !MONTH_PATTERN.test(request.month)) throw new InvalidArgumentError('month', 'must be YYYY-MM (or empty for the current month)');
-      const nowMs = now();
-      let month = request.month;
-      const document = await store.read(request.accountId, (account) => [(month ||= currentMonthOf(account, policy, nowMs))]);
-      month ||= currentMonthOf(document?.account, policy, nowMs);
-      return { spend: monthlySpendMessage(request.accountId, monthlySpendView(document?.account, document?.months[month], month, policy)) };
+      const account = await backend.readAccount(request.accountId);
+      const month = request.month || currentMonthOf(account, policy, now());
+      const record = account ? await backend.readMonth(request.accountId, month) : undefined;
+      return { spend: monthlySpendMessage(request.accountId, monthlySpendView(account, record, month, policy)) };
     }),
 
     listMonthlySpend: unary('ListMonthlySpend', async (request: ListMonthlySpendRequest): Promise<ListMonthlySpendResponse> => {
@@ -176,13 +198,10 @@ export function createAccountService(options: {
       }
       const pageSize = request.pageSize || DEFAULT_PAGE_SIZE;
       const beforeMonth = beforeMonthOf(request.pageToken);
-      const [document, months] = await Promise.all([
-        store.read(request.accountId, () => []),
-        store.listMonths(request.accountId, { beforeMonth, limit: pageSize + 1 }),
-      ]);
+      const [account, months] = await Promise.all([backend.readAccount(request.accountId), backend.listMonths(request.accountId, { beforeMonth, limit: pageSize + 1 })]);
       const page = months.slice(0, pageSize);
       return {
-        months: page.map((record) => monthlySpendMessage(request.accountId, monthlySpendView(document?.account, record, record.month, policy))),
+        months: page.map((record) => monthlySpendMessage(request.accountId, monthlySpendView(account, record, record.month, policy))),
         nextPageToken: months.length > pageSize ? pageTokenOf(page[page.length - 1].month) : '',
       };
     }),

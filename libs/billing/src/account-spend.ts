@@ -70,10 +70,10 @@ export function newMonthRecord(month: MonthKey, nowMs: number): MonthRecord {
   return { month, totalMinor: 0, transactionCount: 0, ledger: {}, ledgerSealed: false, alertedThresholdVersion: 0, newestEventAtMs: 0, updatedAtMs: nowMs };
 }
 
-export const timeZoneOf = (account: AccountRecord | undefined, policy: BillingPolicy): string => account?.timeZone ?? policy.operatorTimeZone;
+export const timeZoneOf = (account: Pick<AccountRecord, 'timeZone'> | undefined, policy: BillingPolicy): string => account?.timeZone ?? policy.operatorTimeZone;
 
 /** The month of "now" for an account. */
-export function currentMonthOf(account: AccountRecord | undefined, policy: BillingPolicy, nowMs: number): MonthKey {
+export function currentMonthOf(account: Pick<AccountRecord, 'timeZone'> | undefined, policy: BillingPolicy, nowMs: number): MonthKey {
   return monthOf(nowMs, timeZoneOf(account, policy));
 }
 
@@ -321,7 +321,12 @@ export interface MonthlySpendView {
 }
 
 /** What the API shows for one month of an account (which may not exist yet). */
-export function monthlySpendView(account: AccountRecord | undefined, record: MonthRecord | undefined, month: MonthKey, policy: BillingPolicy): MonthlySpendView {
+export function monthlySpendView(
+  account: Pick<AccountRecord, 'timeZone' | 'currency' | 'threshold'> | undefined,
+  record: Pick<MonthRecord, 'totalMinor' | 'transactionCount' | 'newestEventAtMs'> | undefined,
+  month: MonthKey,
+  policy: BillingPolicy,
+): MonthlySpendView {
   const threshold = account?.threshold && month >= account.threshold.effectiveFromMonth ? account.threshold : undefined;
   const totalMinor = record?.totalMinor ?? 0;
   return {

@@ -70,7 +70,7 @@ const partitionArbitrary = (partition: number) =>
             stationId: 'st-1',
             laneId: '1',
             tagId: '',
-            licensePlate: '',
+            plate: '',
             accountId: account,
             vehicleClass: 1,
             amountMinor: amount,

@@ -17,7 +17,17 @@ export {
   type SetThresholdResult,
   type ThresholdInput,
 } from './account-spend';
-export { ACCOUNT_ID_PATTERN, createAccountService, type AccountApiLimits } from './account-service';
+export {
+  ACCOUNT_ID_PATTERN,
+  AccountBackendUnavailableError,
+  createAccountService,
+  storeAccountBackend,
+  type AccountApiLimits,
+  type AccountBackend,
+  type AccountView,
+  type MonthView,
+  type SetThresholdOutcome,
+} from './account-service';
 export { isValidTimeZone, monthOf, MONTH_PATTERN } from './months';
 export { outboxMessage, SpendApplier, type ApplyBatchResult, type SpendApplierObserver, type SpendApplierOptions } from './spend-applier';
 export { SpendConsumer, type SpendConsumerOptions } from './spend-consumer';
