@@ -17,3 +17,5 @@ export {
   type TypedConsumerOptions,
 } from './typed-consumer';
 export { inspectStreams, type StreamStatus } from './inspect';
+export { assignPartitions, PartitionLeases, type PartitionLeaseOptions, type PartitionOwner } from './partition-leases';
+export { SnapshotStore, type SnapshotFrame, type SnapshotStoreOptions } from './snapshot-store';

@@ -1,4 +1,4 @@
-export { CheckpointStore, CHECKPOINT_BUCKET } from './checkpoint-store';
+export { CheckpointStore, CHECKPOINT_BUCKET, CHECKPOINT_FRAME_KINDS } from './checkpoint-store';
 export {
   PartitionProcessor,
   type AggregateWindowing,
@@ -6,7 +6,7 @@ export {
   type PartitionProcessorOptions,
   type ProcessedInput,
 } from './partition-processor';
-export { assignPartitions, LEASE_BUCKET, MEMBER_BUCKET } from './partition-leases';
+export { assignPartitions, LEASE_BUCKET, LEASE_KEY_PREFIX, MEMBER_BUCKET } from './partition-leases';
 export type { WindowerObserver } from './partition-runner';
 export { Windower, WindowConfigurationChangedError, type WindowerEvents, type WindowerOptions } from './windower';
 export { alignedIn, isValidTimeZone, stationTimeZonesSchema, windowSpecSchema } from './window-config';

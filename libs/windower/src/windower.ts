@@ -1,8 +1,8 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
-import type { DeadLetterPublisher } from '@tollstream/messaging';
+import { PartitionLeases, type DeadLetterPublisher } from '@tollstream/messaging';
 import { CheckpointStore } from './checkpoint-store';
+import { LEASE_BUCKET, LEASE_KEY_PREFIX, MEMBER_BUCKET } from './partition-leases';
 import type { PartitionProcessorOptions } from './partition-processor';
-import { PartitionLeases } from './partition-leases';
 import { PartitionRunner, type PartitionRunnerSettings, type WindowerObserver } from './partition-runner';
 
 export interface WindowerOptions {
@@ -61,6 +61,9 @@ export class Windower {
         leaseTtlMs: options.leaseTtlMs,
         renewIntervalMs: options.renewIntervalMs,
         replicas: options.replicas,
+        leaseBucket: LEASE_BUCKET,
+        memberBucket: MEMBER_BUCKET,
+        keyPrefix: LEASE_KEY_PREFIX,
       },
       {
         acquired: (partition) => windower.startPartition(partition),
