@@ -33,3 +33,12 @@ export {
 } from './traffic-store';
 export { KvTrafficDetectionStore, KvTrafficReferenceStore, type KvTrafficStoreOptions } from './kv-traffic-store';
 export { MongoTrafficStores, type MongoTrafficStoreOptions } from './mongo-traffic-store';
+export {
+  MAX_RECORDS_PER_WRITE,
+  type AccountStateChanges,
+  type AccountStateRecord,
+  type AccountStateStore,
+  type MonthTotalRecord,
+} from './account-state-store';
+export { KvAccountStateStore, type KvAccountStateStoreOptions } from './kv-account-state-store';
+export { MongoAccountStateStore, type MongoAccountStateStoreOptions } from './mongo-account-state-store';
