@@ -128,7 +128,10 @@ async function readSpendingAlerts(jsm: JetStreamManager): Promise<Alert[]> {
   return alerts;
 }
 
-/** Re-publishes stored spend and late messages under new message ids: input the broker cannot deduplicate. */
+/**
+ * Re-publishes stored spend and late messages (and threshold commands, which share the spend
+ * shards' subjects, with their headers) under new message ids: input the broker cannot deduplicate.
+ */
 async function republishSomeResults(pipeline: Pipeline, count: number): Promise<number> {
   const js = jetstream(pipeline.nc);
   const info = await pipeline.jsm.streams.info(Streams.aggregates);
@@ -136,7 +139,7 @@ async function republishSomeResults(pipeline: Pipeline, count: number): Promise<
   for (let seq = info.state.first_seq; seq <= info.state.last_seq && republished < count; seq += 3) {
     const message = await pipeline.jsm.streams.getMessage(Streams.aggregates, { seq }).catch(() => null);
     if (!message || !(message.subject.startsWith('tolls.agg.spend.') || message.subject.startsWith('tolls.agg.late.spend.'))) continue;
-    await js.publish(message.subject, message.data, { msgID: `test-duplicate-${seq}` });
+    await js.publish(message.subject, message.data, { msgID: `test-duplicate-${seq}`, headers: message.header });
     republished++;
   }
   return republished;
@@ -259,7 +262,9 @@ afterEach(async () => {
 });
 
 describe('billing-threshold end to end: ingestor → windower → billing-threshold on a real nats-server (embedded JetStream KV store)', () => {
-  billingScenario('JetStream KV store', () => ({ BILLING_STORE: 'nats-kv' }));
+  billingScenario('shard state machine, JetStream KV store', () => ({ BILLING_ENGINE: 'shard-state', BILLING_STORE: 'nats-kv' }));
+  // The per-result design (ADR 0008) stays selectable for one release (deployments not yet migrated).
+  billingScenario('per-result design, JetStream KV store', () => ({ BILLING_ENGINE: 'per-result', BILLING_STORE: 'nats-kv' }));
 });
 
 describeWithMongo('billing-threshold end to end with the MongoDB store', (getUri) => {

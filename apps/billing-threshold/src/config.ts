@@ -17,6 +17,42 @@ export const billingConfigSchema = z
     ACCOUNT_API_TOKEN_FILE: z.string().min(1).optional(),
     ACCOUNT_API_TOKEN: z.string().min(16, { error: 'must be at least 16 characters' }).optional(),
 
+    /**
+     * shard-state (ADR 0013): each instance owns spend shards and keeps their accounts in memory,
+     * fed by the shard's records in order, snapshotted, and written to the store in bulk.
+     * per-result (ADR 0008): one atomic store update per window result; kept for one release so that a
+     * deployment with a store of that design keeps running until it is migrated (docs/billing.md).
+     */
+    BILLING_ENGINE: z.enum(['shard-state', 'per-result']).default('shard-state'),
+    /** Spend shards (tolls.agg.spend.<shard>): must equal the windower's SPEND_SHARDS. */
+    SPEND_SHARDS: z.coerce.number().int().min(1).max(1024).default(8),
+    /** Unique per process (lease owner); default: host name + random suffix. */
+    BILLING_INSTANCE_ID: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').optional(),
+    /** A shard whose owner stopped renewing is taken over after this. */
+    BILLING_LEASE_TTL: durationMsSchema.default(10_000),
+    BILLING_LEASE_RENEW_INTERVAL: durationMsSchema.default(2_000),
+    /** How often a shard's state is snapshotted (restart = snapshot + replay of what came after). */
+    BILLING_SNAPSHOT_INTERVAL: durationMsSchema.default(10_000),
+    /** How often changed accounts are written to the store in one bulk write: reads from the store are at most this stale. */
+    BILLING_FLUSH_INTERVAL: durationMsSchema.default(1_000),
+    BILLING_MAX_PUBLISHES_IN_FLIGHT: z.coerce.number().int().min(1).max(100_000).default(1_024),
+    BILLING_FETCH_AHEAD: z.coerce.number().int().min(1).max(100_000).default(512),
+    /** A spend batch that came before its predecessor waits at most this (log time) before it is applied anyway. */
+    BILLING_GAP_TIMEOUT: durationMsSchema.default(10 * 60_000),
+    BILLING_MAX_HELD_BATCHES: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+    /** shard-state with nats-kv: the bucket of the read model (accounts, months, flushed positions). */
+    BILLING_STATE_KV_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/).default('billing-state'),
+    /** How long SetSpendingThreshold / ClearSpendingThreshold wait for the shard's owner to apply the change. */
+    BILLING_COMMAND_TIMEOUT: durationMsSchema.default(10_000),
+    /** How long a read waits for the shard's owner before it reads the store. */
+    BILLING_QUERY_TIMEOUT: durationMsSchema.default(1_000),
+    /**
+     * shard-state finding the store of the per-result design (BILLING_KV_BUCKET / billing_accounts)
+     * and no state of its own: refuse to start (default), or rebuild from TOLL_AGG (totals of results
+     * older than the stream's retention are then not counted).
+     */
+    BILLING_ON_LEGACY_STATE: z.enum(['refuse', 'rebuild']).default('refuse'),
+
     /** nats-kv: the embedded store (JetStream KV, local run and CI); mongodb: the production store. */
     BILLING_STORE: z.enum(['nats-kv', 'mongodb']).default('nats-kv'),
     MONGODB_URI: z.string().min(1).optional(),
@@ -52,6 +88,10 @@ export const billingConfigSchema = z
   .refine((config) => config.ACCOUNT_API_TOKEN_FILE !== undefined || config.ACCOUNT_API_TOKEN !== undefined, {
     message: 'set ACCOUNT_API_TOKEN_FILE (or ACCOUNT_API_TOKEN): the mobile backend credential',
     path: ['ACCOUNT_API_TOKEN_FILE'],
+  })
+  .refine((config) => config.BILLING_LEASE_RENEW_INTERVAL * 2 <= config.BILLING_LEASE_TTL, {
+    message: 'BILLING_LEASE_RENEW_INTERVAL must be at most half of BILLING_LEASE_TTL',
+    path: ['BILLING_LEASE_RENEW_INTERVAL'],
   })
   .refine((config) => config.BILLING_STORE !== 'mongodb' || config.MONGODB_URI !== undefined, {
     message: 'required when BILLING_STORE=mongodb',

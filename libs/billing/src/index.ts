@@ -40,3 +40,16 @@ export {
   type ParsedSpend,
   type SpendEntry,
 } from './spend-entries';
+export {
+  BillingShard,
+  type AccountState,
+  type BillingShardOptions,
+  type MonthState,
+  type ShardDeadLetter,
+  type ShardOutcome,
+  type ShardOutput,
+  type ThresholdCommandOutcome,
+} from './billing-shard';
+export { BILLING_LEASE_BUCKET, BILLING_MEMBER_BUCKET, BILLING_SNAPSHOT_BUCKET, BillingShards, type BillingShardsOptions } from './billing-shards';
+export { shardAccountBackend, type ShardAccountBackendOptions } from './shard-account-backend';
+export { ShardRunner, snapshotNameOfShard, type BillingShardObserver, type ShardQuery, type ShardQueryAnswer, type ShardRunnerSettings } from './shard-runner';

@@ -151,4 +151,38 @@ describe('PartitionProcessor', () => {
     const frames = [...PartitionProcessor.create(options).snapshotFrames()];
     expect(() => PartitionProcessor.restore({ ...options, partition: 4 }, frames)).toThrow(/partition 3, not 4/);
   });
+
+  it('chains the spend batches of each shard (predecessor positions), marks what is final, and carries late spend to its shard', () => {
+    const processor = PartitionProcessor.create(options);
+    const spendBatches = (messages: OutgoingMessage[]) =>
+      messages.filter((m) => m.subject.startsWith('tolls.agg.spend.')).map((m) => ({ shard: Number(m.subject.split('.').at(-1)), batch: CustomerSpendBatch.decode(m.payload) }));
+    const sent: Array<{ shard: number; batch: CustomerSpendBatch }> = [];
+    const accounts = ['acct-1', 'acct-2', 'acct-3', 'acct-4', 'acct-5', 'acct-6'];
+    sent.push(...spendBatches(processor.process(1, T0, batch(...accounts.map((accountId) => ingested(T0 + 100, { accountId, amountMinor: 100 })))).messages));
+    sent.push(...spendBatches(processor.process(2, T0 + 2_000, batch(...accounts.map((accountId) => ingested(T0 + 1_900, { accountId, amountMinor: 10 })))).messages));
+    // Far later: the first window is final; a record for it is late and goes with its shard's batch.
+    const lateOut = processor.process(3, T0 + 9_000, batch(ingested(T0 + 8_800, { accountId: 'acct-1', amountMinor: 1 }), ingested(T0 + 200, { accountId: 'acct-1', amountMinor: 7 })));
+    sent.push(...spendBatches(lateOut.messages));
+    expect(sent.length).toBeGreaterThan(accounts.length / options.maxResultsPerMessage);
+    // Per shard, each batch names the one before it; the first names (0, 0).
+    const lastByShard = new Map<number, [number, number]>();
+    for (const { shard, batch: spend } of sent) {
+      expect([spend.previousInputSequence, spend.previousChunk]).toEqual(lastByShard.get(shard) ?? [0, 0]);
+      lastByShard.set(shard, [spend.inputSequence, spend.chunk]);
+      expect(spend.finalBefore?.getTime()).toBe((spend.watermark?.getTime() ?? 0) - options.customerSpend.allowedLatenessMs);
+    }
+    const late = sent.flatMap(({ batch: spend }) => spend.lateTransactions);
+    expect(late.map((transaction) => transaction.transaction?.amountMinor)).toEqual([7]);
+    const lateBatch = sent.find(({ batch: spend }) => spend.lateTransactions.length > 0);
+    expect(lateBatch?.batch.windows).toEqual([]);
+    // Also still on the late subject, for the warehouse and the per-result engine.
+    expect(lateOut.messages.some((m) => m.subject === 'tolls.agg.late.spend.3')).toBe(true);
+
+    // A snapshot keeps the chain: the restored processor continues it exactly.
+    const restored = PartitionProcessor.restore(options, [...processor.snapshotFrames()]);
+    const next = spendBatches(restored.process(4, T0 + 20_000, batch(ingested(T0 + 19_000, { accountId: 'acct-1', amountMinor: 5 }))).messages);
+    const again = spendBatches(processor.process(4, T0 + 20_000, batch(ingested(T0 + 19_000, { accountId: 'acct-1', amountMinor: 5 }))).messages);
+    expect(next.map(({ batch: spend }) => [spend.previousInputSequence, spend.previousChunk])).toEqual(again.map(({ batch: spend }) => [spend.previousInputSequence, spend.previousChunk]));
+    for (const { shard, batch: spend } of next) expect([spend.previousInputSequence, spend.previousChunk]).toEqual(lastByShard.get(shard));
+  });
 });

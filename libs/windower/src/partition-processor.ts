@@ -74,6 +74,13 @@ const SNAPSHOT_FORMAT = 1;
 export class PartitionProcessor {
   private lastSequenceProcessed = 0;
   private lastPublishedWatermarkMs = Number.MIN_SAFE_INTEGER;
+  /**
+   * Position (input sequence, chunk) of the last spend batch sent to each shard: the next batch to
+   * the shard names it as its predecessor, so billing recognises gaps and repeats (ADR 0013).
+   */
+  private readonly lastSpendPosition = new Map<number, [inputSequence: number, chunk: number]>();
+  /** Restored from a snapshot taken before positions were kept: a shard's first predecessor is unknown. */
+  private spendChainUnknown = false;
 
   private constructor(
     private readonly options: PartitionProcessorOptions,
@@ -150,7 +157,7 @@ export class PartitionProcessor {
     const { partition } = this.options;
     this.emitLate('spend', sequence, lateSpend, outcome);
     this.emitLate('traffic', sequence, lateTraffic, outcome);
-    this.emitSpend(sequence, this.spend.takeResults(), outcome);
+    this.emitSpend(sequence, this.spend.takeResults(), lateSpend, outcome);
     const trafficResults = this.traffic.takeResults();
     const watermarkMs = this.traffic.watermarkMs;
     const watermarkMoved = watermarkMs - this.lastPublishedWatermarkMs >= this.options.watermarkPublishIntervalMs;
@@ -171,29 +178,62 @@ export class PartitionProcessor {
     }
   }
 
-  private emitSpend(sequence: number, results: WindowResult[], outcome: ProcessedInput): void {
-    if (results.length === 0) return;
+  private emitSpend(sequence: number, results: WindowResult[], lateSpend: IngestedTransaction[], outcome: ProcessedInput): void {
+    if (results.length === 0 && lateSpend.length === 0) return;
     const { partition, spendShards } = this.options;
-    const byShard = new Map<number, CustomerSpendWindow[]>();
-    for (const result of results) {
-      const window = this.customerSpendWindow(result);
-      const shard = shardForAccount(window.accountId, spendShards);
+    const windowsByShard = new Map<number, CustomerSpendWindow[]>();
+    const lateByShard = new Map<number, IngestedTransaction[]>();
+    const add = <T>(byShard: Map<number, T[]>, shard: number, item: T) => {
       let list = byShard.get(shard);
       if (!list) byShard.set(shard, (list = []));
-      list.push(window);
+      list.push(item);
+    };
+    for (const result of results) {
+      const window = this.customerSpendWindow(result);
+      add(windowsByShard, shardForAccount(window.accountId, spendShards), window);
     }
-    const watermark = new Date(this.spend.watermarkMs);
+    for (const late of lateSpend) {
+      const accountId = late.transaction?.accountId;
+      if (accountId) add(lateByShard, shardForAccount(accountId, spendShards), late);
+    }
+    const watermarkMs = this.spend.watermarkMs;
+    const watermark = new Date(watermarkMs);
+    // Windows ending at or before this get no further revision (a record is late for a window once its end + lateness <= watermark).
+    const finalBefore = watermarkMs > Number.MIN_SAFE_INTEGER ? new Date(watermarkMs - this.options.customerSpend.allowedLatenessMs) : undefined;
     // Shards in ascending order: the output must not depend on anything but the input.
-    for (const shard of [...byShard.keys()].sort((a, b) => a - b)) {
-      forEachChunk(byShard.get(shard) ?? [], this.options.maxResultsPerMessage, false, (chunk, index) => {
-        const batchId = `spend-${partition}-${sequence}-${shard}-${index}`;
+    const shards = [...new Set([...windowsByShard.keys(), ...lateByShard.keys()])].sort((a, b) => a - b);
+    for (const shard of shards) {
+      const windows = windowsByShard.get(shard) ?? [];
+      const late = lateByShard.get(shard) ?? [];
+      const send = (chunk: number, chunkWindows: CustomerSpendWindow[], lateTransactions: IngestedTransaction[]) => {
+        const previous = this.lastSpendPosition.get(shard) ?? (this.spendChainUnknown ? undefined : ([0, 0] as [number, number]));
+        this.lastSpendPosition.set(shard, [sequence, chunk]);
+        const batchId = `spend-${partition}-${sequence}-${shard}-${chunk}`;
         outcome.messages.push({
           subject: Subjects.customerSpendShard(shard),
           msgId: batchId,
-          payload: CustomerSpendBatch.encode({ batchId, sourcePartition: partition, inputSequence: sequence, chunk: index, finalBefore: undefined, watermark, windows: chunk, lateTransactions: [] }).finish(),
-          results: chunk.length,
+          payload: CustomerSpendBatch.encode({
+            batchId,
+            sourcePartition: partition,
+            inputSequence: sequence,
+            chunk,
+            previousInputSequence: previous?.[0],
+            previousChunk: previous?.[1],
+            finalBefore,
+            watermark,
+            windows: chunkWindows,
+            lateTransactions,
+          }).finish(),
+          results: chunkWindows.length,
         });
+      };
+      let chunks = 0;
+      forEachChunk(windows, this.options.maxResultsPerMessage, false, (chunk, index) => {
+        send(index, chunk, []);
+        chunks = index + 1;
       });
+      // Late records are at most the input message's records, so they fit one message as the input did.
+      if (late.length > 0) send(chunks, [], late);
     }
   }
 
@@ -273,6 +313,8 @@ export class PartitionProcessor {
           partition: this.options.partition,
           lastSequence: this.lastSequenceProcessed,
           lastPublishedWatermarkMs: this.lastPublishedWatermarkMs,
+          spendChain: this.spendChainUnknown ? undefined : [...this.lastSpendPosition].sort((a, b) => a[0] - b[0]),
+          spendChainPartial: this.spendChainUnknown ? [...this.lastSpendPosition].sort((a, b) => a[0] - b[0]) : undefined,
         }),
       ),
     };
@@ -282,7 +324,18 @@ export class PartitionProcessor {
 
   static restore(options: PartitionProcessorOptions, frames: Iterable<SnapshotFrame>): PartitionProcessor {
     validateOptions(options);
-    let header: { format: number; partition: number; lastSequence: number; lastPublishedWatermarkMs: number } | undefined;
+    let header:
+      | {
+          format: number;
+          partition: number;
+          lastSequence: number;
+          lastPublishedWatermarkMs: number;
+          /** Absent in snapshots taken before spend batches named their predecessor. */
+          spendChain?: Array<[number, [number, number]]>;
+          /** The shards whose predecessor became known since such a snapshot. */
+          spendChainPartial?: Array<[number, [number, number]]>;
+        }
+      | undefined;
     const spendChunks: Uint8Array[] = [];
     const trafficChunks: Uint8Array[] = [];
     for (const frame of frames) {
@@ -301,6 +354,8 @@ export class PartitionProcessor {
     );
     processor.lastSequenceProcessed = header.lastSequence;
     processor.lastPublishedWatermarkMs = header.lastPublishedWatermarkMs;
+    processor.spendChainUnknown = header.spendChain === undefined;
+    for (const [shard, position] of header.spendChain ?? header.spendChainPartial ?? []) processor.lastSpendPosition.set(shard, position);
     return processor;
   }
 }

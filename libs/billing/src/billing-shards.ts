@@ -1,0 +1,117 @@
+import type { JetStreamClient } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { PartitionLeases, SnapshotStore, type DeadLetterPublisher } from '@tollstream/messaging';
+import type { AccountStateStore } from '@tollstream/stores';
+import type { BillingShardOptions } from './billing-shard';
+import { ShardRunner, type BillingShardObserver, type ShardRunnerSettings } from './shard-runner';
+
+export const BILLING_LEASE_BUCKET = 'billing-leases';
+export const BILLING_MEMBER_BUCKET = 'billing-members';
+export const BILLING_SNAPSHOT_BUCKET = 'billing-snapshots';
+
+export interface BillingShardsOptions {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  store: AccountStateStore;
+  deadLetters: DeadLetterPublisher;
+  /** Unique per running process. */
+  instanceId: string;
+  spendShards: number;
+  replicas: number;
+  leaseTtlMs: number;
+  renewIntervalMs: number;
+  shard: Omit<BillingShardOptions, 'shard'>;
+  runner: ShardRunnerSettings;
+  observer: BillingShardObserver;
+  onLeaseError: (error: unknown) => void;
+}
+
+/**
+ * The spend shards this billing instance owns (ADR 0013): leases and membership in KV shared with
+ * the windower's machinery (rendezvous assignment, renewals by compare-and-set, hand-over on a
+ * graceful stop), one ShardRunner per owned shard, snapshots in an object store.
+ */
+export class BillingShards {
+  private readonly runners = new Map<number, ShardRunner>();
+  private leases?: PartitionLeases;
+
+  private constructor(
+    private readonly options: BillingShardsOptions,
+    private readonly snapshots: SnapshotStore,
+  ) {}
+
+  static async open(options: BillingShardsOptions): Promise<BillingShards> {
+    const snapshots = await SnapshotStore.open(options.js, {
+      bucket: BILLING_SNAPSHOT_BUCKET,
+      description: 'billing-threshold spend shard state (accounts, partition chains, input position)',
+      replicas: options.replicas,
+      kinds: ['header', 'accounts', 'partitions'],
+    });
+    return new BillingShards(options, snapshots);
+  }
+
+  get ownedShards(): number[] {
+    return [...this.runners.keys()].sort((a, b) => a - b);
+  }
+
+  /** Whether any shard has state (a snapshot): the store of an earlier design is then not ours to refuse. */
+  async hasAnySnapshot(): Promise<boolean> {
+    for (let shard = 0; shard < this.options.spendShards; shard++) {
+      if (await this.snapshots.exists(`billing-shard-${shard}`)) return true;
+    }
+    return false;
+  }
+
+  async start(): Promise<void> {
+    const { options } = this;
+    this.leases = await PartitionLeases.open(
+      options.js,
+      {
+        instanceId: options.instanceId,
+        partitions: options.spendShards,
+        leaseTtlMs: options.leaseTtlMs,
+        renewIntervalMs: options.renewIntervalMs,
+        replicas: options.replicas,
+        leaseBucket: BILLING_LEASE_BUCKET,
+        memberBucket: BILLING_MEMBER_BUCKET,
+        keyPrefix: 'shard-',
+      },
+      {
+        acquired: (shard) => {
+          const runner = new ShardRunner(
+            shard,
+            options.nc,
+            options.js,
+            this.snapshots,
+            options.store,
+            options.deadLetters,
+            { ...options.shard, shard },
+            options.runner,
+            options.observer,
+          );
+          this.runners.set(shard, runner);
+          runner.start();
+        },
+        lost: (shard) => {
+          const runner = this.runners.get(shard);
+          this.runners.delete(shard);
+          void runner?.stop(false);
+        },
+        release: async (shard) => {
+          const runner = this.runners.get(shard);
+          this.runners.delete(shard);
+          await runner?.stop(true);
+        },
+      },
+      options.onLeaseError,
+    );
+    this.leases.start();
+  }
+
+  /** Hands every shard over: final flush and snapshot, then the leases are released. */
+  async stop(): Promise<void> {
+    await this.leases?.stop();
+    await Promise.all([...this.runners.values()].map((runner) => runner.stop(true)));
+    this.runners.clear();
+  }
+}

@@ -1,0 +1,310 @@
+import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import {
+  CustomerSpendBatch,
+  RECORD_KIND_HEADER,
+  SpendingThresholdCommand,
+  SpendingThresholdCommandOutcome,
+  SpendShardRecordKinds,
+  Streams,
+  Subjects,
+} from '@tollstream/contracts';
+import type { DeadLetterPublisher } from '@tollstream/messaging';
+import type { AccountStateChanges, AccountStateStore } from '@tollstream/stores';
+import { BillingShard, type AccountState, type BillingShardOptions, type ShardOutcome, type ShardOutput, type ThresholdCommandOutcome } from './billing-shard';
+import { thresholdMessage } from './account-views';
+import { outboxMessage } from './spend-applier';
+
+/** Where a shard's snapshots are kept: chunked frames replaced atomically (the shared snapshot store). */
+export interface ShardSnapshots {
+  save(name: string, frames: Iterable<{ kind: string; data: Uint8Array }>): Promise<number>;
+  load(name: string): Promise<Array<{ kind: string; data: Uint8Array }> | undefined>;
+}
+
+export interface ShardRunnerSettings {
+  /** How often the shard's state is snapshotted (after every output up to then is acknowledged). */
+  snapshotIntervalMs: number;
+  /** How often the accounts changed since the last flush are written to the store (one bulk write). */
+  flushIntervalMs: number;
+  /** Output publishes awaiting their broker acknowledgement before the runner waits (backpressure). */
+  maxPublishesInFlight: number;
+  /** Messages the consumer fetches ahead. */
+  fetchAhead: number;
+}
+
+/** What the service counts and logs; every method optional. */
+export interface BillingShardObserver {
+  outcomes?(shard: number, outcomes: Partial<Record<ShardOutcome, number>>): void;
+  alertPublished?(alertId: string, breachToAlertMs: number | undefined): void;
+  thresholdEventPublished?(eventId: string): void;
+  deadLettered?(reasonCode: string): void;
+  flushed?(shard: number, accounts: number, months: number, durationMs: number): void;
+  snapshotted?(shard: number, bytes: number, durationMs: number): void;
+  restored?(shard: number, fromSequence: number, accounts: number, durationMs: number): void;
+  failed?(shard: number, error: unknown): void;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const PUBLISH_TIMEOUT_MS = 10_000;
+
+export const snapshotNameOfShard = (shard: number): string => `billing-shard-${shard}`;
+
+/** Questions the AccountService asks the owner of a shard (core NATS request, JSON). */
+export interface ShardQuery {
+  accountId: string;
+}
+
+/** The owner's answer: the account as the state machine holds it, or nothing (never seen). */
+export interface ShardQueryAnswer {
+  shard: number;
+  /** Stream sequence of the last record applied. */
+  position: number;
+  account?: AccountState;
+}
+
+/**
+ * Runs billing for one owned spend shard: restores its last snapshot, reads the shard's subject
+ * from the next sequence with an ordered consumer (spend batches and threshold commands in one
+ * order), applies each record to the state machine, publishes its outputs (alerts and threshold
+ * events with their deterministic ids, dead letters), answers the threshold command's caller once
+ * the outputs are stored, writes the changed accounts to the store in bulk every flush interval,
+ * and snapshots once every output up to that record is acknowledged. Any failure restarts it from
+ * the last snapshot: repeated outputs carry the same ids and are absorbed (ADR 0013).
+ */
+export class ShardRunner {
+  private stopping = false;
+  private snapshotOnStop = true;
+  private messages?: ConsumerMessages;
+  private queries?: Subscription;
+  private running?: Promise<void>;
+  private state?: BillingShard;
+
+  constructor(
+    readonly shard: number,
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly snapshots: ShardSnapshots,
+    private readonly store: AccountStateStore,
+    private readonly deadLetters: DeadLetterPublisher,
+    private readonly shardOptions: BillingShardOptions,
+    private readonly settings: ShardRunnerSettings,
+    private readonly observer: BillingShardObserver,
+  ) {}
+
+  start(): void {
+    this.running = this.loop();
+  }
+
+  /** Stops; with `snapshot`, after a final flush and snapshot (a graceful hand-over), else at once (lease lost). */
+  async stop(snapshot: boolean): Promise<void> {
+    this.stopping = true;
+    this.snapshotOnStop = snapshot;
+    await this.messages?.close();
+    await this.running;
+  }
+
+  /** The state machine while running (for the owner's answers); undefined while restoring. */
+  get current(): BillingShard | undefined {
+    return this.state;
+  }
+
+  private async loop(): Promise<void> {
+    for (let attempt = 0; !this.stopping; attempt++) {
+      try {
+        await this.runFromSnapshot();
+      } catch (error) {
+        if (this.stopping) return;
+        this.observer.failed?.(this.shard, error);
+        await sleep(Math.min(5_000, 200 * 2 ** Math.min(attempt, 5)));
+      } finally {
+        this.state = undefined;
+        this.queries?.unsubscribe();
+        this.queries = undefined;
+      }
+    }
+  }
+
+  private async runFromSnapshot(): Promise<void> {
+    const started = performance.now();
+    const name = snapshotNameOfShard(this.shard);
+    const frames = await this.snapshots.load(name);
+    const state = frames ? BillingShard.restore(this.shardOptions, frames) : new BillingShard(this.shardOptions);
+    // The read model may lack what the snapshot holds beyond the last flush: write it again.
+    const flushedAtStart = await this.store.flushedPosition(this.shard);
+    state.markChangedAfter(flushedAtStart);
+    this.observer.restored?.(this.shard, state.lastSequence, state.accountCount, performance.now() - started);
+    if (this.stopping) return;
+    this.state = state;
+    this.queries = this.nc.subscribe(Subjects.billingShardQueries(this.shard), {
+      callback: (error, msg) => {
+        if (error || !msg.reply) return;
+        try {
+          const query = JSON.parse(msg.string()) as ShardQuery;
+          const answer: ShardQueryAnswer = { shard: this.shard, position: state.lastSequence, account: state.account(String(query.accountId)) };
+          msg.respond(JSON.stringify(answer));
+        } catch {
+          msg.respond(JSON.stringify({ shard: this.shard, position: state.lastSequence }));
+        }
+      },
+    });
+
+    const consumer = await this.js.consumers.get(Streams.aggregates, {
+      filter_subjects: Subjects.customerSpendShard(this.shard),
+      ...(state.lastSequence > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: state.lastSequence + 1 } : { deliver_policy: DeliverPolicy.All }),
+    });
+    const messages = await consumer.consume({ max_messages: this.settings.fetchAhead });
+    this.messages = messages;
+    if (this.stopping) await messages.close();
+
+    let inFlight: Array<Promise<unknown>> = [];
+    let lastSnapshotAt = performance.now();
+    let lastFlushAt = performance.now();
+    let flushedPosition = flushedAtStart;
+    let flushing: Promise<void> | undefined;
+    let unsnapshotted = false;
+    const drain = async () => {
+      const waiting = inFlight;
+      inFlight = [];
+      await Promise.all(waiting);
+    };
+    const flush = (): Promise<void> | undefined => {
+      // While replaying what the store already has, writing would move it back: wait until past it.
+      if (flushing || state.lastSequence <= flushedPosition) return flushing;
+      const position = state.lastSequence;
+      const changes = changesOf(state.takeChanges(), flushedPosition);
+      const begun = performance.now();
+      flushing = this.store
+        .write(this.shard, position, changes)
+        .then(() => {
+          flushedPosition = position;
+          this.observer.flushed?.(this.shard, changes.accounts.length, changes.months.length, performance.now() - begun);
+        })
+        .finally(() => (flushing = undefined));
+      return flushing;
+    };
+    const snapshot = async () => {
+      await drain();
+      const begun = performance.now();
+      const bytes = await this.snapshots.save(name, state.snapshotFrames());
+      this.observer.snapshotted?.(this.shard, bytes, performance.now() - begun);
+      lastSnapshotAt = performance.now();
+      unsnapshotted = false;
+    };
+
+    for await (const message of messages) {
+      const logTimeMs = Number(message.timestampNanos / 1_000_000n);
+      const kind = message.headers?.get(RECORD_KIND_HEADER) ?? '';
+      let output: ShardOutput;
+      if (kind === '') {
+        let batch: CustomerSpendBatch | undefined;
+        try {
+          batch = CustomerSpendBatch.decode(message.data);
+        } catch (error) {
+          output = state.rejectRecord(message.seq, logTimeMs, 'UNDECODABLE', `not a CustomerSpendBatch: ${error instanceof Error ? error.message : String(error)}`, message.data);
+        }
+        output ??= state.applySpendBatch(message.seq, logTimeMs, batch as CustomerSpendBatch);
+      } else if (kind === SpendShardRecordKinds.thresholdCommand) {
+        let command: SpendingThresholdCommand | undefined;
+        try {
+          command = SpendingThresholdCommand.decode(message.data);
+        } catch (error) {
+          output = state.rejectRecord(message.seq, logTimeMs, 'UNDECODABLE', `not a SpendingThresholdCommand: ${error instanceof Error ? error.message : String(error)}`, message.data);
+        }
+        output ??= state.applyThresholdCommand(message.seq, logTimeMs, command as SpendingThresholdCommand, message.data);
+      } else {
+        output = state.rejectRecord(message.seq, logTimeMs, 'UNKNOWN_RECORD', `billing does not know records of kind ${JSON.stringify(kind.slice(0, 40))} on ${message.subject}`, message.data);
+      }
+      unsnapshotted = true;
+      this.observer.outcomes?.(this.shard, output.outcomes);
+      inFlight.push(...this.publishOutputs(output, message.subject));
+      if (inFlight.length >= this.settings.maxPublishesInFlight) await drain();
+      if (performance.now() - lastFlushAt >= this.settings.flushIntervalMs) {
+        lastFlushAt = performance.now();
+        const pending = flush();
+        // A failed flush fails the runner (restart from the snapshot), as a failed publish does.
+        if (pending) inFlight.push(pending);
+      }
+      if (performance.now() - lastSnapshotAt >= this.settings.snapshotIntervalMs) await snapshot();
+      if (this.stopping) break;
+    }
+    if (this.stopping && this.snapshotOnStop) {
+      await drain();
+      await flushing;
+      await flush();
+      if (unsnapshotted) await snapshot();
+    }
+  }
+
+  private publishOutputs(output: ShardOutput, subject: string): Array<Promise<unknown>> {
+    const publishes: Array<Promise<unknown>> = [];
+    for (const entry of [...output.thresholdEvents, ...output.alerts]) {
+      const message = outboxMessage(entry);
+      const published: Promise<PubAck> = this.js.publish(message.subject, message.data, { msgID: message.msgID, timeout: PUBLISH_TIMEOUT_MS });
+      publishes.push(
+        published.then(() => {
+          if (entry.kind === 'spending-alert') {
+            // Latency only for fresh breaches (not a replay after a restart).
+            const sinceRaised = Date.now() - entry.raisedAtMs;
+            this.observer.alertPublished?.(entry.id, sinceRaised < 60_000 ? Date.now() - entry.breachedAtMs : undefined);
+          } else {
+            this.observer.thresholdEventPublished?.(entry.id);
+          }
+        }),
+      );
+    }
+    for (const letter of output.deadLetters) {
+      publishes.push(
+        this.deadLetters.publish({ reasonCode: letter.reasonCode, reason: letter.reason, original: letter.original, originalSubject: subject }).then(() => this.observer.deadLettered?.(letter.reasonCode)),
+      );
+    }
+    const outcome = output.commandOutcome;
+    if (outcome?.replySubject) {
+      // Answered once what the command raised is stored; on a replay the caller is gone and nobody listens.
+      const answered = Promise.all(publishes).then(() => this.nc.publish(outcome.replySubject, SpendingThresholdCommandOutcome.encode(outcomeMessage(outcome)).finish()));
+      return [answered];
+    }
+    return publishes;
+  }
+}
+
+function outcomeMessage(outcome: ThresholdCommandOutcome): SpendingThresholdCommandOutcome {
+  return {
+    commandId: outcome.commandId,
+    accountId: outcome.accountId,
+    accepted: outcome.accepted,
+    rejectionField: outcome.rejectionField,
+    rejectionReason: outcome.rejectionReason,
+    threshold: outcome.threshold ? thresholdMessage(outcome.accountId, outcome.threshold) : undefined,
+    changed: outcome.changed,
+    breachedNow: outcome.breachedNow,
+  };
+}
+
+/** The read-model records of accounts changed since the last flush at `sincePosition`. */
+function changesOf(accounts: AccountState[], sincePosition: number): AccountStateChanges {
+  const changes: AccountStateChanges = { accounts: [], months: [] };
+  for (const account of accounts) {
+    changes.accounts.push({
+      accountId: account.accountId,
+      timeZone: account.timeZone,
+      currency: account.currency,
+      threshold: account.threshold ? { ...account.threshold } : undefined,
+      thresholdVersion: account.thresholdVersion,
+      position: Math.max(account.position, ...account.months.map((month) => month.position)),
+      updatedAtMs: account.updatedAtMs,
+    });
+    for (const month of account.months) {
+      if (month.position <= sincePosition) continue;
+      changes.months.push({
+        accountId: account.accountId,
+        month: month.month,
+        totalMinor: month.totalMinor,
+        transactionCount: month.transactionCount,
+        alertedThresholdVersion: month.alertedThresholdVersion,
+        newestEventAtMs: month.newestEventAtMs,
+        position: month.position,
+      });
+    }
+  }
+  return changes;
+}
