@@ -191,42 +191,59 @@ export class ShardRunner {
       unsnapshotted = false;
     };
 
-    for await (const message of messages) {
-      const logTimeMs = Number(message.timestampNanos / 1_000_000n);
-      const kind = message.headers?.get(RECORD_KIND_HEADER) ?? '';
-      let output: ShardOutput;
-      if (kind === '') {
-        let batch: CustomerSpendBatch | undefined;
-        try {
-          batch = CustomerSpendBatch.decode(message.data);
-        } catch (error) {
-          output = state.rejectRecord(message.seq, logTimeMs, 'UNDECODABLE', `not a CustomerSpendBatch: ${error instanceof Error ? error.message : String(error)}`, message.data);
+    // Also flushed while no input arrives, so that the store is at most one flush interval behind.
+    let flushFailure: unknown;
+    const idleFlush = setInterval(() => {
+      if (performance.now() - lastFlushAt < this.settings.flushIntervalMs) return;
+      lastFlushAt = performance.now();
+      flush()?.catch((error: unknown) => {
+        flushFailure ??= error;
+        void messages.close();
+      });
+    }, this.settings.flushIntervalMs);
+    idleFlush.unref();
+
+    try {
+      for await (const message of messages) {
+        const logTimeMs = Number(message.timestampNanos / 1_000_000n);
+        const kind = message.headers?.get(RECORD_KIND_HEADER) ?? '';
+        let output: ShardOutput;
+        if (kind === '') {
+          let batch: CustomerSpendBatch | undefined;
+          try {
+            batch = CustomerSpendBatch.decode(message.data);
+          } catch (error) {
+            output = state.rejectRecord(message.seq, logTimeMs, 'UNDECODABLE', `not a CustomerSpendBatch: ${error instanceof Error ? error.message : String(error)}`, message.data);
+          }
+          output ??= state.applySpendBatch(message.seq, logTimeMs, batch as CustomerSpendBatch);
+        } else if (kind === SpendShardRecordKinds.thresholdCommand) {
+          let command: SpendingThresholdCommand | undefined;
+          try {
+            command = SpendingThresholdCommand.decode(message.data);
+          } catch (error) {
+            output = state.rejectRecord(message.seq, logTimeMs, 'UNDECODABLE', `not a SpendingThresholdCommand: ${error instanceof Error ? error.message : String(error)}`, message.data);
+          }
+          output ??= state.applyThresholdCommand(message.seq, logTimeMs, command as SpendingThresholdCommand, message.data);
+        } else {
+          output = state.rejectRecord(message.seq, logTimeMs, 'UNKNOWN_RECORD', `billing does not know records of kind ${JSON.stringify(kind.slice(0, 40))} on ${message.subject}`, message.data);
         }
-        output ??= state.applySpendBatch(message.seq, logTimeMs, batch as CustomerSpendBatch);
-      } else if (kind === SpendShardRecordKinds.thresholdCommand) {
-        let command: SpendingThresholdCommand | undefined;
-        try {
-          command = SpendingThresholdCommand.decode(message.data);
-        } catch (error) {
-          output = state.rejectRecord(message.seq, logTimeMs, 'UNDECODABLE', `not a SpendingThresholdCommand: ${error instanceof Error ? error.message : String(error)}`, message.data);
+        unsnapshotted = true;
+        this.observer.outcomes?.(this.shard, output.outcomes);
+        inFlight.push(...this.publishOutputs(output, message.subject));
+        if (inFlight.length >= this.settings.maxPublishesInFlight) await drain();
+        if (performance.now() - lastFlushAt >= this.settings.flushIntervalMs) {
+          lastFlushAt = performance.now();
+          const pending = flush();
+          // A failed flush fails the runner (restart from the snapshot), as a failed publish does.
+          if (pending) inFlight.push(pending);
         }
-        output ??= state.applyThresholdCommand(message.seq, logTimeMs, command as SpendingThresholdCommand, message.data);
-      } else {
-        output = state.rejectRecord(message.seq, logTimeMs, 'UNKNOWN_RECORD', `billing does not know records of kind ${JSON.stringify(kind.slice(0, 40))} on ${message.subject}`, message.data);
+        if (performance.now() - lastSnapshotAt >= this.settings.snapshotIntervalMs) await snapshot();
+        if (this.stopping) break;
       }
-      unsnapshotted = true;
-      this.observer.outcomes?.(this.shard, output.outcomes);
-      inFlight.push(...this.publishOutputs(output, message.subject));
-      if (inFlight.length >= this.settings.maxPublishesInFlight) await drain();
-      if (performance.now() - lastFlushAt >= this.settings.flushIntervalMs) {
-        lastFlushAt = performance.now();
-        const pending = flush();
-        // A failed flush fails the runner (restart from the snapshot), as a failed publish does.
-        if (pending) inFlight.push(pending);
-      }
-      if (performance.now() - lastSnapshotAt >= this.settings.snapshotIntervalMs) await snapshot();
-      if (this.stopping) break;
+    } finally {
+      clearInterval(idleFlush);
     }
+    if (flushFailure) throw flushFailure;
     if (this.stopping && this.snapshotOnStop) {
       await drain();
       await flushing;
