@@ -27,6 +27,10 @@ export interface BillingBenchOptions {
 
 export interface BillingStoreFigures {
   store: 'nats-kv' | 'mongodb';
+  /** BILLING_ENGINE of the run: shard-state (ADR 0013) or per-result (ADR 0008). */
+  engine: 'shard-state' | 'per-result';
+  /** From "ready" to the first result applied (leases acquired, shards restored). */
+  startupMs: number;
   results: number;
   accounts: number;
   seconds: number;
@@ -46,7 +50,9 @@ export interface BillingBenchFigures {
   skipped: string[];
 }
 
-const defaults: BillingBenchOptions = { results: 200_000, accounts: 20_000, resultsPerMessage: 1_000, breaches: 300, breachesPerSecond: 100 };
+// The shard engine runs through 200,000 results in about a second: a million for a measurable phase.
+const shardEngine = (process.env['BILLING_ENGINE'] ?? 'shard-state') === 'shard-state';
+const defaults: BillingBenchOptions = { results: shardEngine ? 1_000_000 : 200_000, accounts: 20_000, resultsPerMessage: 1_000, breaches: 300, breachesPerSecond: 100 };
 const TOKEN = 'billing-bench-mobile-backend-token';
 const SHARDS = 8;
 
@@ -67,6 +73,12 @@ function window(accountId: string, index: number, startMs: number, amountMinor: 
   };
 }
 
+/**
+ * The position of the last batch published per shard: the bench writes as one windower partition
+ * would, so every batch names its predecessor (the chain billing orders by, ADR 0013).
+ */
+const lastPositionOfShard = new Map<number, number>();
+
 async function publishResults(js: JetStreamClient, windows: CustomerSpendWindow[], perMessage: number, tag: string): Promise<void> {
   const byShard = new Map<number, CustomerSpendWindow[]>();
   for (const result of windows) {
@@ -79,8 +91,24 @@ async function publishResults(js: JetStreamClient, windows: CustomerSpendWindow[
   for (const [shard, list] of byShard) {
     for (let start = 0; start < list.length; start += perMessage) {
       const batchId = `bench-${tag}-${shard}-${start}`;
-      const data = CustomerSpendBatch.encode(CustomerSpendBatch.fromPartial({ batchId, sourcePartition: 0, inputSequence: start, watermark: new Date(), windows: list.slice(start, start + perMessage) })).finish();
-      pending.push(js.publish(Subjects.customerSpendShard(shard), data, { msgID: batchId }));
+      const previous = lastPositionOfShard.get(shard) ?? 0;
+      const inputSequence = previous + 1;
+      lastPositionOfShard.set(shard, inputSequence);
+      const chunk = list.slice(start, start + perMessage);
+      const oldestStartMs = Math.min(...chunk.map((result) => result.windowStart?.getTime() ?? Date.now()));
+      const batch = CustomerSpendBatch.fromPartial({
+        batchId,
+        sourcePartition: 0,
+        inputSequence,
+        chunk: 0,
+        previousInputSequence: previous,
+        previousChunk: 0,
+        watermark: new Date(oldestStartMs),
+        // As the windower marks them: windows ending at or before watermark − allowed lateness (10 s) are final.
+        finalBefore: new Date(oldestStartMs - 10_000),
+        windows: chunk,
+      });
+      pending.push(js.publish(Subjects.customerSpendShard(shard), CustomerSpendBatch.encode(batch).finish(), { msgID: batchId }));
       if (pending.length >= 64) await Promise.all(pending.splice(0));
     }
   }
@@ -124,6 +152,7 @@ async function setThreshold(address: string, accountId: string, amountMinor: num
 }
 
 async function benchStore(store: 'nats-kv' | 'mongodb', options: BillingBenchOptions, log: (text: string) => void): Promise<BillingStoreFigures> {
+  lastPositionOfShard.clear();
   const nats = await startNats();
   const dir = await tempDir('billing-bench');
   const nc = await connect({ servers: nats.url });
@@ -137,7 +166,9 @@ async function benchStore(store: 'nats-kv' | 'mongodb', options: BillingBenchOpt
     // Throughput: a backlog of results the service starts on (in event time this month).
     const baseMs = Date.now() - 3_600_000;
     const windows: CustomerSpendWindow[] = [];
-    for (let i = 0; i < options.results; i++) windows.push(window(`bench-${i % options.accounts}`, i, baseMs - Math.floor(i / options.accounts) * 1_000, 100 + (i % 400)));
+    // Event time moves forward through the backlog as it does in the windower's output (one 1-second window per account and second).
+    const firstWindowMs = baseMs - Math.ceil(options.results / options.accounts) * 1_000;
+    for (let i = 0; i < options.results; i++) windows.push(window(`bench-${i % options.accounts}`, i, firstWindowMs + Math.floor(i / options.accounts) * 1_000, 100 + (i % 400)));
     log(`billing (${store}): publishing ${options.results} results for ${options.accounts} accounts`);
     await publishResults(js, windows, options.resultsPerMessage, 'backlog');
 
@@ -149,7 +180,17 @@ async function benchStore(store: 'nats-kv' | 'mongodb', options: BillingBenchOpt
       LOG_LEVEL: 'info',
     };
     // The service's defaults unless set for the bench (e.g. BILLING_ACCOUNT_CONCURRENCY=64 npm run bench -- --only billing).
-    for (const name of ['BILLING_ACCOUNT_CONCURRENCY', 'BILLING_MAX_MESSAGES_PER_ROUND', 'BILLING_MAX_ROUNDS_IN_FLIGHT', 'BILLING_KV_CACHED_ACCOUNTS', 'BILLING_KV_CACHE_MAX_BYTES']) {
+    for (const name of [
+      'BILLING_ENGINE',
+      'BILLING_FLUSH_INTERVAL',
+      'BILLING_SNAPSHOT_INTERVAL',
+      'BILLING_FETCH_AHEAD',
+      'BILLING_ACCOUNT_CONCURRENCY',
+      'BILLING_MAX_MESSAGES_PER_ROUND',
+      'BILLING_MAX_ROUNDS_IN_FLIGHT',
+      'BILLING_KV_CACHED_ACCOUNTS',
+      'BILLING_KV_CACHE_MAX_BYTES',
+    ]) {
       if (process.env[name] !== undefined) env[name] = process.env[name];
     }
     if (store === 'mongodb') Object.assign(env, { MONGODB_URI: process.env['MONGODB_URI'], MONGODB_DATABASE: `billing_bench_${Date.now()}` });
@@ -158,7 +199,14 @@ async function benchStore(store: 'nats-kv' | 'mongodb', options: BillingBenchOpt
     const port = billing.httpPort;
     const natsPid = natsServerPid(nats.url);
     const cpuAtStart = { billing: cpuSeconds(billing.pid), nats: natsPid === undefined ? undefined : cpuSeconds(natsPid) };
+    // The shard engine applies nothing until it holds its shards' leases (a renew interval after
+    // ready): the throughput phase starts at the first result applied, the start-up is reported apart.
+    const readyAt = Date.now();
+    while ((await metricSum(port, 'tollstream_billing_results_total')) === 0 && Date.now() - readyAt < 60_000) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     const started = Date.now();
+    const startupMs = started - readyAt;
     const appliedAtStart = await metricSum(port, 'tollstream_billing_results_total');
     try {
       for (;;) {
@@ -169,6 +217,15 @@ async function benchStore(store: 'nats-kv' | 'mongodb', options: BillingBenchOpt
       log(`billing (${store}): the service failed; its last output:\n${billing.process.output().split('\n').slice(-30).join('\n')}`);
       throw error;
     }
+    // The store flush is part of the work (shard-state engine): the time until a bulk flush that
+    // started after the last result was applied has completed.
+    const flushesAtEnd = await metricSum(port, 'tollstream_billing_flush_duration_seconds_count');
+    if (shardEngine) {
+      const flushDeadline = Date.now() + 30_000;
+      while ((await metricSum(port, 'tollstream_billing_flush_duration_seconds_count')) < flushesAtEnd + 2 && Date.now() < flushDeadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
     const seconds = (Date.now() - started) / 1000;
     const measured = options.results - appliedAtStart;
     const cpu = cpuSeconds(billing.pid);
@@ -177,7 +234,7 @@ async function benchStore(store: 'nats-kv' | 'mongodb', options: BillingBenchOpt
       billing: difference(cpu, cpuAtStart.billing),
       natsServer: natsPid === undefined ? undefined : difference(cpuSeconds(natsPid), cpuAtStart.nats),
     };
-    log(`billing (${store}): ${measured} results in ${seconds.toFixed(1)} s after ready (${appliedAtStart} applied before)`);
+    log(`billing (${store}): ${measured} results in ${seconds.toFixed(1)} s from the first applied, the last flush included (${appliedAtStart} applied before; first result ${startupMs} ms after ready)`);
 
     // Latency: accounts with a threshold 1 minor unit above their total; one result each crosses it.
     const address = `127.0.0.1:${billing.grpcPort}`;
@@ -206,6 +263,8 @@ async function benchStore(store: 'nats-kv' | 'mongodb', options: BillingBenchOpt
     const sorted = [...latencies].sort((a, b) => a - b);
     return {
       store,
+      engine: shardEngine ? 'shard-state' : 'per-result',
+      startupMs,
       results: options.results,
       accounts: options.accounts,
       seconds,
@@ -245,7 +304,7 @@ export function printBillingBench(figures: BillingBenchFigures): void {
   console.log('\nbilling-threshold');
   for (const store of figures.stores) {
     console.log(
-      `  ${store.store}: ${store.resultsPerSecond.toLocaleString('en-US')} window results/s applied ` +
+      `  ${store.store} (${store.engine}): ${store.resultsPerSecond.toLocaleString('en-US')} window results/s applied, store flush included ` +
         `(${store.results.toLocaleString('en-US')} results, ${store.accounts.toLocaleString('en-US')} accounts, ${figures.options.resultsPerMessage}/message, ` +
         `${store.seconds.toFixed(1)} s; process CPU ${store.cpuSeconds?.toFixed(1) ?? '?'} s incl. start-up, peak RSS ${store.peakRssMiB?.toFixed(0) ?? '?'} MiB)`,
     );

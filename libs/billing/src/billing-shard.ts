@@ -61,16 +61,18 @@ interface HeldBatch {
   batch: CustomerSpendBatch;
 }
 
-/** What was applied for a window that may still be revised: [revision, amountMinor, transactionCount, monthOfAccount]. */
-type AppliedWindow = [revision: number, amountMinor: number, transactionCount: number];
+/** What was applied for a window that may still be revised. */
+type AppliedWindow = [startMs: number, currency: string, revision: number, amountMinor: number, transactionCount: number];
 
 interface PartitionTrack {
   /** Position of the last batch applied: inputSequence * CHUNKS + chunk; 0 when none yet (before the first). */
   last: number;
   finalBeforeMs: number;
-  /** Windows that may still be revised, by "<account>/<currency>/<start>-<end>", filed by the second their window ends in. */
-  windows: Map<string, AppliedWindow>;
-  windowsByEnd: Map<number, string[]>;
+  /**
+   * Windows that may still be revised: by window end, then account (numbers and the account id as
+   * keys, no key string built per result; an account has one window per start and currency).
+   */
+  windows: Map<number, Map<string, AppliedWindow[]>>;
   held: Map<number, HeldBatch>;
   /** Positions given up waiting for (a gap released after BillingShardOptions.gapTimeoutMs): [after, upTo] exclusive-inclusive. */
   skippedGaps: Array<[after: number, upTo: number, atLogMs: number]>;
@@ -163,7 +165,7 @@ export class BillingShard {
 
   get revisableWindows(): number {
     let windows = 0;
-    for (const track of this.partitions.values()) windows += track.windows.size;
+    for (const track of this.partitions.values()) for (const byAccount of track.windows.values()) for (const list of byAccount.values()) windows += list.length;
     return windows;
   }
 
@@ -329,7 +331,7 @@ export class BillingShard {
   private track(partition: number): PartitionTrack {
     let track = this.partitions.get(partition);
     if (!track) {
-      track = { last: 0, finalBeforeMs: Number.MIN_SAFE_INTEGER, windows: new Map(), windowsByEnd: new Map(), held: new Map(), skippedGaps: [] };
+      track = { last: 0, finalBeforeMs: Number.MIN_SAFE_INTEGER, windows: new Map(), held: new Map(), skippedGaps: [] };
       this.partitions.set(partition, track);
     }
     return track;
@@ -390,11 +392,7 @@ export class BillingShard {
     const finalBeforeMs = batch.finalBefore?.getTime();
     if (finalBeforeMs !== undefined && finalBeforeMs > track.finalBeforeMs) {
       track.finalBeforeMs = finalBeforeMs;
-      for (const [endSecond, keys] of track.windowsByEnd) {
-        if (endSecond > finalBeforeMs) continue;
-        for (const key of keys) track.windows.delete(key);
-        track.windowsByEnd.delete(endSecond);
-      }
+      for (const endMs of track.windows.keys()) if (endMs <= finalBeforeMs) track.windows.delete(endMs);
     }
   }
 
@@ -407,10 +405,10 @@ export class BillingShard {
       count(output, 'invalid');
       return;
     }
-    const key = `${window.accountId}/${window.currency}/${startMs}-${endMs}`;
-    const applied = track.windows.get(key);
-    if (applied && applied[0] >= window.revision) {
-      count(output, applied[0] === window.revision ? 'duplicate' : 'superseded');
+    const sameEnd = track.windows.get(endMs)?.get(window.accountId);
+    const applied = sameEnd?.find((entry) => entry[0] === startMs && entry[1] === window.currency);
+    if (applied && applied[2] >= window.revision) {
+      count(output, applied[2] === window.revision ? 'duplicate' : 'superseded');
       return;
     }
     if (!applied && window.revision > 1 && endMs <= track.finalBeforeMs) {
@@ -428,22 +426,24 @@ export class BillingShard {
     const spend = {
       accountId: window.accountId,
       currency: window.currency,
-      amountMinor: window.amountMinor - (applied?.[1] ?? 0),
-      transactionCount: window.transactionCount - (applied?.[2] ?? 0),
+      amountMinor: window.amountMinor - (applied?.[3] ?? 0),
+      transactionCount: window.transactionCount - (applied?.[4] ?? 0),
       monthInstantMs: startMs,
       occurredAtMs: window.lastOccurredAt?.getTime() ?? startMs,
     };
     const original = () => CustomerSpendWindow.encode(window).finish();
     if (!this.addSpend(spend, logTimeMs, output, sequence, `w${index}`, original)) return;
     count(output, applied ? 'amended' : 'applied');
-    if (endMs > track.finalBeforeMs) {
-      if (!applied) {
-        const endSecond = Math.ceil(endMs / 1000) * 1000;
-        let keys = track.windowsByEnd.get(endSecond);
-        if (!keys) track.windowsByEnd.set(endSecond, (keys = []));
-        keys.push(key);
-      }
-      track.windows.set(key, [window.revision, window.amountMinor, window.transactionCount]);
+    if (applied) {
+      applied[2] = window.revision;
+      applied[3] = window.amountMinor;
+      applied[4] = window.transactionCount;
+    } else if (endMs > track.finalBeforeMs) {
+      let byAccount = track.windows.get(endMs);
+      if (!byAccount) track.windows.set(endMs, (byAccount = new Map()));
+      const entry: AppliedWindow = [startMs, window.currency, window.revision, window.amountMinor, window.transactionCount];
+      if (sameEnd) sameEnd.push(entry);
+      else byAccount.set(window.accountId, [entry]);
     }
   }
 
@@ -597,7 +597,7 @@ export class BillingShard {
       yield {
         kind: 'partitions',
         data: encoder.encode(
-          JSON.stringify({ partition, last: track.last, finalBeforeMs: track.finalBeforeMs, windows: [...track.windows], windowsByEnd: [...track.windowsByEnd], held, skippedGaps: track.skippedGaps }),
+          JSON.stringify({ partition, last: track.last, finalBeforeMs: track.finalBeforeMs, windows: [...track.windows].map(([endMs, byAccount]) => [endMs, [...byAccount]]), held, skippedGaps: track.skippedGaps }),
         ),
       };
     }
@@ -622,16 +622,14 @@ export class BillingShard {
           partition: number;
           last: number;
           finalBeforeMs: number;
-          windows: Array<[string, AppliedWindow]>;
-          windowsByEnd: Array<[number, string[]]>;
+          windows: Array<[number, Array<[string, AppliedWindow[]]>]>;
           held: Array<{ position: number; sequence: number; logTimeMs: number; batch: string }>;
           skippedGaps: PartitionTrack['skippedGaps'];
         };
         shard.partitions.set(stored.partition, {
           last: stored.last,
           finalBeforeMs: stored.finalBeforeMs,
-          windows: new Map(stored.windows),
-          windowsByEnd: new Map(stored.windowsByEnd),
+          windows: new Map(stored.windows.map(([endMs, byAccount]) => [endMs, new Map(byAccount)])),
           held: new Map(stored.held.map((entry) => [entry.position, { sequence: entry.sequence, logTimeMs: entry.logTimeMs, batch: CustomerSpendBatch.decode(Buffer.from(entry.batch, 'base64')) }])),
           skippedGaps: stored.skippedGaps,
         });
@@ -645,7 +643,7 @@ export class BillingShard {
 
   /** For logs: where each partition's chain stands. */
   describePartitions(): Array<{ partition: number; last: string; held: number; revisableWindows: number }> {
-    return [...this.partitions].map(([partition, track]) => ({ partition, last: track.last === 0 ? '-' : describePosition(track.last), held: track.held.size, revisableWindows: track.windows.size }));
+    return [...this.partitions].map(([partition, track]) => ({ partition, last: track.last === 0 ? '-' : describePosition(track.last), held: track.held.size, revisableWindows: [...track.windows.values()].reduce((sum, byAccount) => sum + [...byAccount.values()].reduce((inner, list) => inner + list.length, 0), 0) }));
   }
 }
 

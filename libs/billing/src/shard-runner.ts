@@ -301,13 +301,14 @@ function outcomeMessage(outcome: ThresholdCommandOutcome): SpendingThresholdComm
 function changesOf(accounts: AccountState[], sincePosition: number): AccountStateChanges {
   const changes: AccountStateChanges = { accounts: [], months: [] };
   for (const account of accounts) {
-    changes.accounts.push({
+    // The account record (zone, currency, threshold) only when it changed: spend changes months only.
+    if (account.position > sincePosition) changes.accounts.push({
       accountId: account.accountId,
       timeZone: account.timeZone,
       currency: account.currency,
       threshold: account.threshold ? { ...account.threshold } : undefined,
       thresholdVersion: account.thresholdVersion,
-      position: Math.max(account.position, ...account.months.map((month) => month.position)),
+      position: account.position,
       updatedAtMs: account.updatedAtMs,
     });
     for (const month of account.months) {

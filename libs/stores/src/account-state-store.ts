@@ -16,7 +16,7 @@ export interface AccountStateRecord {
   currency?: string;
   threshold?: ThresholdRecord;
   thresholdVersion: number;
-  /** Shard position of the record that last changed the account or one of its months. */
+  /** Shard position of the record that last changed the account record (zone, currency, threshold). */
   position: number;
   updatedAtMs: number;
 }
