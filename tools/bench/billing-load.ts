@@ -52,7 +52,9 @@ export interface BillingBenchFigures {
 
 // The shard engine runs through 200,000 results in about a second: a million for a measurable phase.
 const shardEngine = (process.env['BILLING_ENGINE'] ?? 'shard-state') === 'shard-state';
-const defaults: BillingBenchOptions = { results: shardEngine ? 1_000_000 : 200_000, accounts: 20_000, resultsPerMessage: 1_000, breaches: 300, breachesPerSecond: 100 };
+// BENCH_BILLING_RESULTS / BENCH_BILLING_ACCOUNTS: e.g. a million accounts for the memory of the state.
+const fromEnv = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
+const defaults: BillingBenchOptions = { results: fromEnv('BENCH_BILLING_RESULTS', shardEngine ? 1_000_000 : 200_000), accounts: fromEnv('BENCH_BILLING_ACCOUNTS', 20_000), resultsPerMessage: 1_000, breaches: 300, breachesPerSecond: 100 };
 const TOKEN = 'billing-bench-mobile-backend-token';
 const SHARDS = 8;
 

@@ -667,9 +667,19 @@ export async function runPipelineBench(overrides: Partial<PipelineBenchOptions> 
     await loadReferences(platform);
     const steps: PipelineStep[] = [];
     const run = async (rate: number) => {
-      const step = await runStep(platform, state, rate, options, log);
-      steps.push(step);
-      return step;
+      try {
+        const step = await runStep(platform, state, rate, options, log);
+        steps.push(step);
+        return step;
+      } catch (error) {
+        // A service that died mid-step: its last words say why (out of memory, a refused start, a bug).
+        for (const [name, service] of Object.entries(platform.services)) {
+          if (service.process.exitSignal() !== null || (await Promise.race([service.process.exited.then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 10))]))) {
+            log(`pipeline: ${name} ended during the ${rate} records/s step; its last output:\n${service.process.output().split('\n').slice(-40).join('\n')}`);
+          }
+        }
+        throw error;
+      }
     };
     if (options.rates.length > 0) {
       for (const rate of options.rates) await run(rate);

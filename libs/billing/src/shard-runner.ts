@@ -47,6 +47,16 @@ export interface BillingShardObserver {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const PUBLISH_TIMEOUT_MS = 10_000;
 
+/**
+ * The promise itself, with a handler attached: when the runner fails on one output it abandons the
+ * others still in flight, and their later rejections must not end the process (it restarts from the
+ * snapshot instead). Whoever awaits the promise still sees the rejection.
+ */
+function observed<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
+}
+
 export const snapshotNameOfShard = (shard: number): string => `billing-shard-${shard}`;
 
 /** Questions the AccountService asks the owner of a shard (core NATS request, JSON). */
@@ -229,13 +239,13 @@ export class ShardRunner {
         }
         unsnapshotted = true;
         this.observer.outcomes?.(this.shard, output.outcomes);
-        inFlight.push(...this.publishOutputs(output, message.subject));
+        inFlight.push(...this.publishOutputs(output, message.subject).map(observed));
         if (inFlight.length >= this.settings.maxPublishesInFlight) await drain();
         if (performance.now() - lastFlushAt >= this.settings.flushIntervalMs) {
           lastFlushAt = performance.now();
           const pending = flush();
           // A failed flush fails the runner (restart from the snapshot), as a failed publish does.
-          if (pending) inFlight.push(pending);
+          if (pending) inFlight.push(observed(pending));
         }
         if (performance.now() - lastSnapshotAt >= this.settings.snapshotIntervalMs) await snapshot();
         if (this.stopping) break;

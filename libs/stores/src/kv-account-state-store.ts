@@ -12,7 +12,7 @@ export interface KvAccountStateStoreOptions {
   legacyBucket?: string;
   /** Stream replicas: 1 locally, 3 on a cluster. */
   replicas?: number;
-  /** Puts awaiting their acknowledgement at once during a write (default 16,384: issued in one event-loop turn, they leave in few socket writes). */
+  /** Puts awaiting their acknowledgement at once during a write (default 512 per write: each owned shard writes on its own, and tens of thousands outstanding made the broker time them out). */
   maxWritesInFlight?: number;
 }
 
@@ -43,7 +43,7 @@ export class KvAccountStateStore implements AccountStateStore {
 
   static async open(js: JetStreamClient, options: KvAccountStateStoreOptions = {}): Promise<KvAccountStateStore> {
     const kv = await new Kvm(js).create(options.bucket ?? 'billing-state', { history: 1, replicas: options.replicas ?? 1 });
-    return new KvAccountStateStore(js, kv, options.legacyBucket ?? 'billing-accounts', Math.max(1, options.maxWritesInFlight ?? 16_384));
+    return new KvAccountStateStore(js, kv, options.legacyBucket ?? 'billing-accounts', Math.max(1, options.maxWritesInFlight ?? 512));
   }
 
   async write(shard: number, position: number, changes: AccountStateChanges): Promise<void> {
