@@ -46,6 +46,7 @@ export interface BillingShardObserver {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const PUBLISH_TIMEOUT_MS = 10_000;
+const YIELD_EVERY_MS = 20;
 
 /**
  * The promise itself, with a handler attached: when the runner fails on one output it abandons the
@@ -214,8 +215,15 @@ export class ShardRunner {
     }, this.settings.flushIntervalMs);
     idleFlush.unref();
 
+    // Buffered messages are handed over in microtasks: yield now and then so that lease renewals,
+    // the AccountService and /metrics are served while a backlog is applied.
+    let lastYieldAt = performance.now();
     try {
       for await (const message of messages) {
+        if (performance.now() - lastYieldAt > YIELD_EVERY_MS) {
+          await new Promise((resolve) => setImmediate(resolve));
+          lastYieldAt = performance.now();
+        }
         const logTimeMs = Number(message.timestampNanos / 1_000_000n);
         const kind = message.headers?.get(RECORD_KIND_HEADER) ?? '';
         let output: ShardOutput;
