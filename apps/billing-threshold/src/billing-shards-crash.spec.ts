@@ -24,6 +24,7 @@ import {
   type CustomerSpendWindow,
 } from '@tollstream/contracts';
 import { shardForAccount } from '@tollstream/messaging';
+import { KvAccountStateStore } from '@tollstream/stores';
 import { seededRandom, startNats, startService, tempDir, waitFor, type NatsHandle, type ServiceProcess, type TempDirHandle } from '@tollstream/testing';
 import { accountClient } from './__fixtures__/billing-traffic';
 
@@ -367,7 +368,6 @@ describe('billing shard state machine under SIGKILL and threshold changes in fli
     const survivor = live()[0];
     await survivor.stop();
     h.instances.splice(h.instances.indexOf(survivor), 1);
-    const { KvAccountStateStore } = await import('@tollstream/stores');
     const store = await KvAccountStateStore.open(h.js);
     const storeMismatches: string[] = [];
     for (const accountId of ACCOUNTS) {
