@@ -55,8 +55,8 @@ describe('SnapshotStore against nats-server', () => {
   });
 
   it('replaces a snapshot atomically: readers see the old or the new one, a failed save leaves the old one', async () => {
-    const old: SnapshotFrame<Kind>[] = [{ kind: 'header', data: text('old') }, { kind: 'rows', data: randomBytes(300 * KiB) }];
-    const replacement: SnapshotFrame<Kind>[] = [{ kind: 'header', data: text('new') }, { kind: 'rows', data: randomBytes(400 * KiB) }];
+    const old: SnapshotFrame<Kind>[] = [{ kind: 'header', data: text('old') }, { kind: 'rows', data: randomBytes(150 * KiB) }];
+    const replacement: SnapshotFrame<Kind>[] = [{ kind: 'header', data: text('new') }, { kind: 'rows', data: randomBytes(200 * KiB) }];
     await store.save('replaced', old);
 
     let saved = false;
@@ -79,12 +79,12 @@ describe('SnapshotStore against nats-server', () => {
 
     const failing = function* (): Generator<SnapshotFrame<Kind>> {
       yield { kind: 'header', data: text('broken') };
-      yield { kind: 'rows', data: randomBytes(300 * KiB) };
+      yield { kind: 'rows', data: randomBytes(150 * KiB) };
       yield { kind: 'unknown' as Kind, data: text('x') };
     };
     await expect(store.save('replaced', failing())).rejects.toThrow(/unknown frame kind "unknown"/);
     expect(comparable(await store.load('replaced'))).toEqual(comparable(replacement));
-  });
+  }, 180_000);
 
   it('answers undefined for a snapshot or JSON object that is not there, also after removal', async () => {
     expect(await store.load('never-written')).toBeUndefined();
