@@ -22,22 +22,13 @@ import {
   IngestedTransaction,
   type SpendingThresholdCommand,
 } from '@tollstream/contracts';
-import type { MonthKey, SpendingAlertRecord, ThresholdChangeRecord, ThresholdRecord } from '@tollstream/stores';
+import type { MonthTotalRecord, SpendingAlertRecord, ThresholdChangeRecord, ThresholdRecord } from '@tollstream/stores';
 import { alertIdOf, thresholdEventIdOf, type BillingPolicy, type EntryOutcome } from './account-spend';
 import { monthCertainlyOverAtMs, monthOf } from './months';
 import { MAX_ENTRY_AMOUNT_MINOR } from './spend-entries';
 
-export interface MonthState {
-  month: MonthKey;
-  totalMinor: number;
-  transactionCount: number;
-  /** Threshold version an alert was raised for in this month; 0 = none. */
-  alertedThresholdVersion: number;
-  /** Event time of the newest transaction counted; 0 = none. */
-  newestEventAtMs: number;
-  /** Shard position (stream sequence) of the record that last changed the month. */
-  position: number;
-}
+/** One month of an account as the state holds it: the read model's record without the account id (kept by the account). */
+export type MonthState = Omit<MonthTotalRecord, 'accountId'>;
 
 export interface AccountState {
   accountId: string;

@@ -54,14 +54,6 @@ export class BillingShards {
     return [...this.runners.keys()].sort((a, b) => a - b);
   }
 
-  /** Whether any shard has state (a snapshot): the store of an earlier design is then not ours to refuse. */
-  async hasAnySnapshot(): Promise<boolean> {
-    for (let shard = 0; shard < this.options.spendShards; shard++) {
-      if (await this.snapshots.exists(`billing-shard-${shard}`)) return true;
-    }
-    return false;
-  }
-
   async start(): Promise<void> {
     const { options } = this;
     this.leases = await PartitionLeases.open(

@@ -333,15 +333,7 @@ function changesOf(accounts: AccountState[], sincePosition: number): AccountStat
     });
     for (const month of account.months) {
       if (month.position <= sincePosition) continue;
-      changes.months.push({
-        accountId: account.accountId,
-        month: month.month,
-        totalMinor: month.totalMinor,
-        transactionCount: month.transactionCount,
-        alertedThresholdVersion: month.alertedThresholdVersion,
-        newestEventAtMs: month.newestEventAtMs,
-        position: month.position,
-      });
+      changes.months.push({ accountId: account.accountId, ...month });
     }
   }
   return changes;
