@@ -151,13 +151,18 @@ describe('spending threshold breaches', () => {
     expect(account.alerts).toEqual([expect.objectContaining({ id: 'spending/acct-1/2026-11/v1', totalMinor: 600, breachedAtMs: NOV + 60_000 })]);
   });
 
-  it('setting the same threshold again changes nothing (retries are safe)', () => {
+  it('setting the same threshold again changes nothing (retries are safe) and reports the alert as it stands', () => {
     const account = new Account();
     apply(account, [windowEntry('p0/a', 1, 600)]);
     account.run(setThreshold(ACCOUNT, { amountMinor: 500, currency: 'USD' }, policy, NOV));
-    expect(account.run(setThreshold(ACCOUNT, { amountMinor: 500, currency: 'USD' }, policy, NOV + 5))).toMatchObject({ changed: false, breachedNow: false });
+    // A retry after a lost reply hears the same answer as the first call: breached.
+    expect(account.run(setThreshold(ACCOUNT, { amountMinor: 500, currency: 'USD' }, policy, NOV + 5))).toMatchObject({ changed: false, breachedNow: true });
     expect(account.document?.account.thresholdVersion).toBe(1);
     expect(account.alerts).toHaveLength(1);
+    // Raised above the total (v2): its repeat is not breached.
+    account.run(setThreshold(ACCOUNT, { amountMinor: 5_000, currency: 'USD' }, policy, NOV + 6));
+    expect(account.run(setThreshold(ACCOUNT, { amountMinor: 5_000, currency: 'USD' }, policy, NOV + 7))).toMatchObject({ changed: false, breachedNow: false });
+    expect(account.document?.account.thresholdVersion).toBe(2);
   });
 
   it('a threshold raised after a breach and crossed again is a new alert', () => {

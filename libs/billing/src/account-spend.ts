@@ -232,6 +232,8 @@ export function setThreshold(accountId: string, input: ThresholdInput, policy: B
       }
       const existing = account.threshold;
       if (existing && existing.amountMinor === input.amountMinor && existing.currency === input.currency) {
+        // The same amount again (often a client's retry after a lost reply): report the alert as it stands.
+        const standing = document.months[currentMonthOf(account, policy, nowMs)]?.alertedThresholdVersion === existing.version;
         return {
           next: undefined,
           result: {
@@ -239,7 +241,7 @@ export function setThreshold(accountId: string, input: ThresholdInput, policy: B
             threshold: existing,
             timeZone: account.timeZone,
             changed: false,
-            breachedNow: false,
+            breachedNow: standing,
             outbox: account.outbox,
             alertHeadroomMinor: alertHeadroomMinor(document, policy, nowMs),
           },

@@ -265,8 +265,10 @@ describe('BillingShard (the state machine of one spend shard)', () => {
       expect(first.commandOutcome).toMatchObject({ accepted: true, changed: true, breachedNow: false, threshold: { version: 1, amountMinor: 1000 } });
       expect(first.thresholdEvents.map((e) => e.id)).toEqual(['threshold/a/v1']);
       expect(shard.applySpendBatch(2, t, batch(10, 0, [window('a', 1200)])).alerts.map((a) => a.id)).toEqual(['spending/a/2026-12/v1']);
-      // The same amount again: no new version, no alert.
-      expect(shard.applyThresholdCommand(3, t, set('a', 1000), new Uint8Array()).commandOutcome).toMatchObject({ accepted: true, changed: false });
+      // The same amount again (a retry after a lost reply): no new version, no new alert, and the alert as it stands.
+      const again = shard.applyThresholdCommand(3, t, set('a', 1000), new Uint8Array());
+      expect(again.commandOutcome).toMatchObject({ accepted: true, changed: false, breachedNow: true });
+      expect(again.alerts).toEqual([]);
       // Raised above the total: v2, crossed again later by an amendment.
       expect(shard.applyThresholdCommand(4, t, set('a', 1500), new Uint8Array()).alerts).toEqual([]);
       expect(shard.applySpendBatch(5, t, batch(20, 10, [window('a', 1600, 2)])).alerts.map((a) => a.id)).toEqual(['spending/a/2026-12/v2']);

@@ -248,11 +248,13 @@ export class BillingShard {
     }
     const account = existing ?? this.newAccount(command.accountId, logTimeMs);
     const current = account.threshold;
+    const month = monthOf(logTimeMs, account.timeZone);
     if (current && current.amountMinor === threshold.amountMinor && current.currency === threshold.currency) {
-      output.commandOutcome = this.outcome(command, { accepted: true, changed: false, threshold: current });
+      // The same amount again (often a client's retry after a lost reply): report the alert as it stands.
+      const standing = account.months.find((candidate) => candidate.month === month)?.alertedThresholdVersion === current.version;
+      output.commandOutcome = this.outcome(command, { accepted: true, changed: false, threshold: current, breachedNow: standing });
       return output;
     }
-    const month = monthOf(logTimeMs, account.timeZone);
     account.thresholdVersion++;
     account.currency ??= threshold.currency;
     account.threshold = { amountMinor: threshold.amountMinor, currency: threshold.currency, version: account.thresholdVersion, setAtMs: logTimeMs, effectiveFromMonth: month };

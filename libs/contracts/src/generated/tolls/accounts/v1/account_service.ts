@@ -50,7 +50,10 @@ export interface SetSpendingThresholdResponse {
   threshold:
     | SpendingThreshold
     | undefined;
-  /** True when the current month's total was already at or above the threshold (an alert was raised). */
+  /**
+   * True when the current month's total is at or above the threshold: its alert was raised, by this call or
+   * (the same amount again, as a retry after a lost reply sends) by an earlier one.
+   */
   breachedNow: boolean;
 }
 

@@ -55,7 +55,10 @@ export interface SpendingThresholdCommandOutcome {
     | undefined;
   /** The threshold changed (a new version); false for the same amount again or clearing none. */
   changed: boolean;
-  /** A threshold at or below the month's total: the alert was raised at once. */
+  /**
+   * The month's total is at or above the threshold: its alert was raised, by this command or (same amount
+   * again, as a retry after a lost reply sends) by an earlier one.
+   */
   breachedNow: boolean;
 }
 
