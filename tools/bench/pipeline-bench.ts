@@ -176,7 +176,17 @@ function natsServerPid(url: string): number | undefined {
   return undefined;
 }
 
-const readPort = (port: number): Promise<MetricSample[]> => readMetrics(`http://127.0.0.1:${port}/metrics`);
+/** How long a service under load may take to answer /metrics before the step fails naming it (its event loop is starved). */
+const METRICS_TIMEOUT_MS = 30_000;
+const servicesByHttpPort = new Map<number, string>();
+const readPort = async (port: number): Promise<MetricSample[]> => {
+  try {
+    return await readMetrics(`http://127.0.0.1:${port}/metrics`, METRICS_TIMEOUT_MS);
+  } catch (error) {
+    const service = servicesByHttpPort.get(port) ?? `the service on port ${port}`;
+    throw new Error(`${service} did not answer /metrics within ${METRICS_TIMEOUT_MS / 1000} s (its event loop is starved at this rate): ${error instanceof Error ? error.message : String(error)}`);
+  }
+};
 const metricTotal = (samples: readonly MetricSample[], name: string): number => sumOf(samples, name) ?? 0;
 
 function stats(values: number[], digits = 0): Percentiles {
@@ -271,6 +281,7 @@ async function startPlatform(log: (text: string) => void): Promise<{ platform: P
       }),
     ]);
     Object.assign(services, { windower, 'billing-threshold': billing, 'traffic-anomaly': traffic, 'warehouse-loader': warehouse, notifier });
+    for (const [name, service] of Object.entries(services)) servicesByHttpPort.set(service.httpPort, name);
   } catch (error) {
     await Promise.all(Object.values(services).map((service) => service.kill('SIGKILL')));
     throw error;
@@ -360,7 +371,14 @@ function processPids(platform: Platform): Array<[string, number]> {
 }
 
 async function sample(platform: Platform, state: RunState, windowerHttp: number, loaderHttp: number): Promise<Sample> {
-  const [windowerText, loaderText, durable] = await Promise.all([readPort(windowerHttp), readPort(loaderHttp), durableLags(platform.jsm)]);
+  const [windowerText, loaderText, billingText, durable] = await Promise.all([
+    readPort(windowerHttp),
+    readPort(loaderHttp),
+    readPort(platform.services['billing-threshold'].httpPort),
+    durableLags(platform.jsm),
+  ]);
+  // Billing reads its spend shards with ordered consumers: its lag is what it reports per shard.
+  durable.lags.set(BILLING_LAG, metricTotal(billingText, 'tollstream_billing_shard_pending_records'));
   const rss = new Map<string, number>();
   for (const [name, pid] of processPids(platform)) rss.set(name, rssMiB(pid) ?? Number.NaN);
   return {
@@ -374,6 +392,7 @@ async function sample(platform: Platform, state: RunState, windowerHttp: number,
   };
 }
 
+const BILLING_LAG = `${Streams.aggregates}/billing-threshold (spend shards)`;
 const lagsOf = (s: Sample): Map<string, number> => new Map([['windower (ordered consumers)', s.acknowledged - s.windowerRecords], ...s.durableLags]);
 
 async function runStep(platform: Platform, state: RunState, rate: number, options: PipelineBenchOptions, log: (text: string) => void): Promise<PipelineStep> {

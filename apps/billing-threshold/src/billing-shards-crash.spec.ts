@@ -375,7 +375,7 @@ describe('billing shard state machine under SIGKILL and threshold changes in fli
     const survivor = live()[0];
     await survivor.stop();
     h.instances.splice(h.instances.indexOf(survivor), 1);
-    const store = await KvAccountStateStore.open(h.js);
+    const store = await KvAccountStateStore.open(h.nc, { shardOf: (accountId) => shardForAccount(accountId, SHARDS) });
     const storeMismatches: string[] = [];
     for (const accountId of ACCOUNTS) {
       const stored = await store.readMonth(accountId, month);

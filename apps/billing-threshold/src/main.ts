@@ -11,7 +11,7 @@ import {
   type BillingPolicy,
 } from '@tollstream/billing';
 import { AccountServiceService, fileDescriptorSetBase64 } from '@tollstream/contracts';
-import { connectServiceToBroker, DeadLetterPublisher } from '@tollstream/messaging';
+import { connectServiceToBroker, DeadLetterPublisher, shardForAccount } from '@tollstream/messaging';
 import {
   Counter,
   createLogger,
@@ -79,8 +79,12 @@ void runService({
       const stateStore: AccountStateStore =
         config.BILLING_STORE === 'mongodb'
           ? await MongoAccountStateStore.open({ uri: config.MONGODB_URI as string, database: config.MONGODB_DATABASE })
-          : await KvAccountStateStore.open(js, { bucket: config.BILLING_STATE_KV_BUCKET, legacyBucket: config.BILLING_KV_BUCKET, replicas: config.NATS_STREAM_REPLICAS });
-      await refuseLegacyState(stateStore);
+          : await KvAccountStateStore.open(nc, {
+              bucket: config.BILLING_STATE_KV_BUCKET,
+              shardOf: (accountId) => shardForAccount(accountId, config.SPEND_SHARDS),
+              legacyBucket: config.BILLING_KV_BUCKET,
+              replicas: config.NATS_STREAM_REPLICAS,
+            });
       const instanceId = config.BILLING_INSTANCE_ID ?? `${hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}-${randomUUID().slice(0, 8)}`;
       const batches = new Counter({
         name: 'tollstream_billing_spend_batches_total',
@@ -98,6 +102,17 @@ void runService({
       const flushedAccounts = new Counter({ name: 'tollstream_billing_flushed_accounts_total', help: 'Account records written to the store by bulk flushes.', registers: [registry] });
       const snapshotSeconds = new Histogram({ name: 'tollstream_billing_snapshot_duration_seconds', help: 'One snapshot of a shard.', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] });
       const snapshotBytes = new Gauge({ name: 'tollstream_billing_snapshot_bytes', help: 'Size of the last snapshot of each shard.', labelNames: ['shard'], registers: [registry] });
+      let shardsOpened: BillingShards | undefined;
+      new Gauge({
+        name: 'tollstream_billing_shard_pending_records',
+        help: 'Records of an owned spend shard not yet applied (the lag of billing behind the windower).',
+        labelNames: ['shard'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const [shard, pending] of shardsOpened?.pendingRecords() ?? []) this.set({ shard: String(shard) }, pending);
+        },
+      });
       const shards = await BillingShards.open({
         nc,
         js,
@@ -144,6 +159,8 @@ void runService({
         },
         onLeaseError: (error) => logger.warn({ err: error }, 'shard lease'),
       });
+      shardsOpened = shards;
+      await refuseLegacyState(stateStore, shards);
       await shards.start();
       logger.info({ instanceId, spendShards: config.SPEND_SHARDS }, 'billing owns spend shards through leases (ADR 0013)');
       return {
@@ -158,8 +175,10 @@ void runService({
     }
 
     /** No silent double counting: the per-result design's store is either this engine's or refused. */
-    async function refuseLegacyState(stateStore: AccountStateStore): Promise<void> {
+    async function refuseLegacyState(stateStore: AccountStateStore, shards: BillingShards): Promise<void> {
       if (!(await stateStore.legacyAccountsPresent())) return;
+      // The shard engine has state (snapshots; its read model is rebuilt from them when its layout changed).
+      if (await shards.hasAnySnapshot()) return;
       for (let shard = 0; shard < config.SPEND_SHARDS; shard++) if ((await stateStore.flushedPosition(shard)) > 0) return;
       const where = config.BILLING_STORE === 'mongodb' ? 'the MongoDB collection billing_accounts' : `the KV bucket ${config.BILLING_KV_BUCKET}`;
       const message =

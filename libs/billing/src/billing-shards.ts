@@ -3,7 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { PartitionLeases, SnapshotStore, type DeadLetterPublisher } from '@tollstream/messaging';
 import type { AccountStateStore } from '@tollstream/stores';
 import type { BillingShardOptions } from './billing-shard';
-import { ShardRunner, type BillingShardObserver, type ShardRunnerSettings } from './shard-runner';
+import { ShardRunner, snapshotNameOfShard, type BillingShardObserver, type ShardRunnerSettings } from './shard-runner';
 
 export const BILLING_LEASE_BUCKET = 'billing-leases';
 export const BILLING_MEMBER_BUCKET = 'billing-members';
@@ -48,6 +48,19 @@ export class BillingShards {
       kinds: ['header', 'accounts', 'partitions'],
     });
     return new BillingShards(options, snapshots);
+  }
+
+  /** Whether any shard has a snapshot: the shard engine has state, whatever its read model holds. */
+  async hasAnySnapshot(): Promise<boolean> {
+    for (let shard = 0; shard < this.options.spendShards; shard++) if (await this.snapshots.exists(snapshotNameOfShard(shard))) return true;
+    return false;
+  }
+
+  /** Per owned shard, the records not yet applied (consumer lag), where known. */
+  pendingRecords(): Map<number, number> {
+    const pending = new Map<number, number>();
+    for (const [shard, runner] of this.runners) if (runner.pendingRecords !== undefined) pending.set(shard, runner.pendingRecords);
+    return pending;
   }
 
   get ownedShards(): number[] {

@@ -89,6 +89,8 @@ export class ShardRunner {
   private queries?: Subscription;
   private running?: Promise<void>;
   private state?: BillingShard;
+  /** Records on the shard's subject after the last one applied (the broker's count at its delivery); undefined before the first. */
+  pendingRecords: number | undefined;
 
   constructor(
     readonly shard: number,
@@ -224,6 +226,7 @@ export class ShardRunner {
           await new Promise((resolve) => setImmediate(resolve));
           lastYieldAt = performance.now();
         }
+        this.pendingRecords = message.info.pending;
         const logTimeMs = Number(message.timestampNanos / 1_000_000n);
         const kind = message.headers?.get(RECORD_KIND_HEADER) ?? '';
         let output: ShardOutput;

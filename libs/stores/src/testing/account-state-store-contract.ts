@@ -13,6 +13,14 @@ export interface StateStoreUnderTest {
 
 const NOW = Date.UTC(2026, 10, 22, 12);
 
+/** The spend shard of each account the contract writes (adapters that keep records by shard are opened with it). */
+const SHARD_OF_CONTRACT_ACCOUNT: Readonly<Record<string, number>> = { 'a.1': 0, 'b/2': 0, lister: 2, lister2: 2, replayed: 3, cleared: 4, ahead: 5, never: 6 };
+export function contractShardOf(accountId: string): number {
+  const shard = SHARD_OF_CONTRACT_ACCOUNT[accountId];
+  if (shard === undefined) throw new Error(`the contract writes no account ${JSON.stringify(accountId)}`);
+  return shard;
+}
+
 function account(accountId: string, position: number, extra: Partial<AccountStateRecord> = {}): AccountStateRecord {
   return { accountId, timeZone: 'Europe/Berlin', currency: 'EUR', thresholdVersion: 0, position, updatedAtMs: NOW + position, ...extra };
 }
