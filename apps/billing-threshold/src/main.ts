@@ -102,17 +102,6 @@ void runService({
       const flushedAccounts = new Counter({ name: 'tollstream_billing_flushed_accounts_total', help: 'Account records written to the store by bulk flushes.', registers: [registry] });
       const snapshotSeconds = new Histogram({ name: 'tollstream_billing_snapshot_duration_seconds', help: 'One snapshot of a shard.', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] });
       const snapshotBytes = new Gauge({ name: 'tollstream_billing_snapshot_bytes', help: 'Size of the last snapshot of each shard.', labelNames: ['shard'], registers: [registry] });
-      let shardsOpened: BillingShards | undefined;
-      new Gauge({
-        name: 'tollstream_billing_shard_pending_records',
-        help: 'Records of an owned spend shard not yet applied (the lag of billing behind the windower).',
-        labelNames: ['shard'],
-        registers: [registry],
-        collect() {
-          this.reset();
-          for (const [shard, pending] of shardsOpened?.pendingRecords() ?? []) this.set({ shard: String(shard) }, pending);
-        },
-      });
       const shards = await BillingShards.open({
         nc,
         js,
@@ -159,7 +148,17 @@ void runService({
         },
         onLeaseError: (error) => logger.warn({ err: error }, 'shard lease'),
       });
-      shardsOpened = shards;
+      // Registered once the shards exist: its collect() reads their pending counts.
+      new Gauge({
+        name: 'tollstream_billing_shard_pending_records',
+        help: 'Records of an owned spend shard not yet applied (the lag of billing behind the windower).',
+        labelNames: ['shard'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const [shard, pending] of shards.pendingRecords()) this.set({ shard: String(shard) }, pending);
+        },
+      });
       await refuseLegacyState(stateStore, shards);
       await shards.start();
       logger.info({ instanceId, spendShards: config.SPEND_SHARDS }, 'billing owns spend shards through leases (ADR 0013)');
