@@ -93,30 +93,33 @@ export class KvAccountStateStore implements AccountStateStore {
     checkWrite(shard, position, changes);
     const kv = await this.bucket(shard);
     if ((await this.flushedPosition(shard)) >= position) return;
-    const records: Array<[key: string, value: Uint8Array]> = [];
-    for (const account of changes.accounts) records.push([accountKey(account.accountId), encoder.encode(JSON.stringify(account))]);
-    for (const month of changes.months) records.push([monthKey(month.accountId, month.month), encoder.encode(JSON.stringify(month))]);
-    if (!(await this.publishChecked(shard, kv, records))) {
+    // Encoded one by one as they are sent: a write of a million records holds no copy of them all.
+    const records = function* (): Generator<[key: string, value: Uint8Array]> {
+      for (const account of changes.accounts) yield [accountKey(account.accountId), encoder.encode(JSON.stringify(account))];
+      for (const month of changes.months) yield [monthKey(month.accountId, month.month), encoder.encode(JSON.stringify(month))];
+    };
+    if (!(await this.publishChecked(shard, kv, records()))) {
       this.fallbackWrites++;
-      await this.putAcknowledged(kv, records);
+      await this.putAcknowledged(kv, records());
     }
     await this.raiseFlushedPosition(kv, shard, position);
   }
 
   /** Publishes the records unacknowledged, then proves by the check entry's sequence that all were stored. */
-  private async publishChecked(shard: number, kv: KV, records: ReadonlyArray<[string, Uint8Array]>): Promise<boolean> {
+  private async publishChecked(shard: number, kv: KV, records: Iterable<[string, Uint8Array]>): Promise<boolean> {
     const subjectPrefix = `$KV.${this.bucketName(shard)}.`;
     const before = (await kv.status()).streamInfo.state.last_seq;
-    for (let i = 0; i < records.length; i++) {
-      this.nc.publish(subjectPrefix + records[i][0], records[i][1]);
+    let published = 0;
+    for (const [key, value] of records) {
+      this.nc.publish(subjectPrefix + key, value);
       // Bounded client buffer; the flush's round trip also lets the broker keep pace.
-      if (i % this.recordsPerFlush === this.recordsPerFlush - 1) await this.nc.flush();
+      if (++published % this.recordsPerFlush === 0) await this.nc.flush();
     }
     const check = await kv.put(WRITE_CHECK_KEY, encoder.encode(String(before)));
-    return check === before + records.length + 1;
+    return check === before + published + 1;
   }
 
-  private async putAcknowledged(kv: KV, records: ReadonlyArray<[string, Uint8Array]>): Promise<void> {
+  private async putAcknowledged(kv: KV, records: Iterable<[string, Uint8Array]>): Promise<void> {
     const inFlight = new Set<Promise<unknown>>();
     let failure: unknown;
     for (const [key, value] of records) {
