@@ -2,6 +2,7 @@ import { CustomerSpendBatch, type CustomerSpendWindow, type SpendingThresholdCom
 import fc from 'fast-check';
 import { BillingShard, type BillingShardOptions, type ShardOutput } from './billing-shard';
 import { monthOf } from './months';
+import { spendBatchInputOf } from './spend-batch-reader';
 
 const BASE_MS = Date.UTC(2026, 10, 30, 23, 59, 57); // 3 s before December (UTC): windows fall in two months
 const OPTIONS: BillingShardOptions = {
@@ -157,7 +158,7 @@ const logTimeOf = (sequence: number) => BASE_MS + sequence * 100;
 
 function applyRecord(shard: BillingShard, sequence: number, record: StreamRecord): ShardOutput {
   return record.kind === 'batch'
-    ? shard.applySpendBatch(sequence, logTimeOf(sequence), record.batch)
+    ? shard.applySpendBatch(sequence, logTimeOf(sequence), spendBatchInputOf(record.batch))
     : shard.applyThresholdCommand(sequence, logTimeOf(sequence), record.command, new Uint8Array());
 }
 
@@ -250,7 +251,7 @@ describe('BillingShard (the state machine of one spend shard)', () => {
       lastOccurredAt: new Date(BASE_MS + 5500),
     });
     const batch = (sequence: number, previous: number, windows: CustomerSpendWindow[]) =>
-      CustomerSpendBatch.fromPartial({ batchId: `b${sequence}`, sourcePartition: 0, inputSequence: sequence, chunk: 0, previousInputSequence: previous, previousChunk: 0, windows });
+      spendBatchInputOf(CustomerSpendBatch.fromPartial({ batchId: `b${sequence}`, sourcePartition: 0, inputSequence: sequence, chunk: 0, previousInputSequence: previous, previousChunk: 0, windows }));
     const set = (accountId: string, amountMinor: number | undefined, currency = 'USD'): SpendingThresholdCommand => ({
       commandId: `c-${accountId}-${amountMinor}`,
       accountId,
@@ -301,7 +302,7 @@ describe('BillingShard (the state machine of one spend shard)', () => {
   });
 
   describe('the chain of a partition', () => {
-    const batch = (sequence: number, previous: number, amount: number) =>
+    const message = (sequence: number, previous: number, amount: number) =>
       CustomerSpendBatch.fromPartial({
         batchId: `b${sequence}`,
         sourcePartition: 0,
@@ -324,6 +325,7 @@ describe('BillingShard (the state machine of one spend shard)', () => {
           },
         ],
       });
+    const batch = (sequence: number, previous: number, amount: number) => spendBatchInputOf(message(sequence, previous, amount));
     const total = (shard: BillingShard) => shard.account('a')?.months.reduce((sum, m) => sum + m.totalMinor, 0) ?? 0;
 
     it('holds a batch that came before its predecessor, and applies both in order when it comes', () => {
@@ -353,7 +355,7 @@ describe('BillingShard (the state machine of one spend shard)', () => {
       const shard = new BillingShard(OPTIONS);
       shard.applySpendBatch(1, BASE_MS, batch(10, 0, 1));
       expect(shard.revisableWindows).toBe(1);
-      const final = CustomerSpendBatch.fromPartial({ ...batch(20, 10, 5), finalBefore: new Date(BASE_MS + 11_000) });
+      const final = spendBatchInputOf({ ...message(20, 10, 5), finalBefore: new Date(BASE_MS + 11_000) });
       shard.applySpendBatch(2, BASE_MS, final);
       expect(shard.revisableWindows).toBe(1); // the window of batch 20 ends after final_before; batch 10's is forgotten
       expect(snapshotRoundTrip(shard).revisableWindows).toBe(1);

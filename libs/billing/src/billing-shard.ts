@@ -16,16 +16,12 @@
  *   the windower's allowed lateness of results), so an amendment adds only its difference.
  * No per-result ledger for the whole month (ADR 0008's documents grew by one entry per result).
  */
-import {
-  CustomerSpendBatch,
-  CustomerSpendWindow,
-  IngestedTransaction,
-  type SpendingThresholdCommand,
-} from '@tollstream/contracts';
+import { IngestedTransaction, type SpendingThresholdCommand } from '@tollstream/contracts';
 import type { MonthTotalRecord, SpendingAlertRecord, ThresholdChangeRecord, ThresholdRecord } from '@tollstream/stores';
 import { alertIdOf, thresholdEventIdOf, type BillingPolicy, type EntryOutcome } from './account-spend';
 import { monthCertainlyOverAtMs, monthOf } from './months';
 import { MAX_ENTRY_AMOUNT_MINOR } from './spend-entries';
+import { readSpendBatch, type SpendBatchInput, type SpendWindowInput } from './spend-batch-reader';
 
 /** One month of an account as the state holds it: the read model's record without the account id (kept by the account). */
 export type MonthState = Omit<MonthTotalRecord, 'accountId'>;
@@ -49,7 +45,7 @@ export interface AccountState {
 interface HeldBatch {
   sequence: number;
   logTimeMs: number;
-  batch: CustomerSpendBatch;
+  batch: SpendBatchInput;
 }
 
 /** What was applied for a window that may still be revised. */
@@ -183,7 +179,7 @@ export class BillingShard {
   }
 
   /** Applies the spend batch stored at `sequence` (stream sequence) at `logTimeMs`. */
-  applySpendBatch(sequence: number, logTimeMs: number, batch: CustomerSpendBatch): ShardOutput {
+  applySpendBatch(sequence: number, logTimeMs: number, batch: SpendBatchInput): ShardOutput {
     const output = this.begin(sequence, logTimeMs);
     const track = this.track(batch.sourcePartition);
     const position = positionOf(batch.inputSequence, batch.chunk);
@@ -379,22 +375,25 @@ export class BillingShard {
     return true;
   }
 
-  private applyBatch(track: PartitionTrack, batch: CustomerSpendBatch, logTimeMs: number, output: ShardOutput, sequence: number): void {
-    batch.windows.forEach((window, index) => this.applyWindow(track, window, logTimeMs, output, sequence, index));
-    batch.lateTransactions.forEach((ingested, index) => this.applyLate(ingested, logTimeMs, output, sequence, index));
-    const finalBeforeMs = batch.finalBefore?.getTime();
+  private applyBatch(track: PartitionTrack, batch: SpendBatchInput, logTimeMs: number, output: ShardOutput, sequence: number): void {
+    const { windows, lateTransactions } = batch;
+    for (let index = 0; index < windows.length; index++) this.applyWindow(track, batch, windows[index], logTimeMs, output, sequence, index);
+    for (let index = 0; index < lateTransactions.length; index++) this.applyLate(lateTransactions[index], logTimeMs, output, sequence, index);
+    const finalBeforeMs = batch.finalBeforeMs;
     if (finalBeforeMs !== undefined && finalBeforeMs > track.finalBeforeMs) {
       track.finalBeforeMs = finalBeforeMs;
       for (const endMs of track.windows.keys()) if (endMs <= finalBeforeMs) track.windows.delete(endMs);
     }
   }
 
-  private applyWindow(track: PartitionTrack, window: CustomerSpendWindow, logTimeMs: number, output: ShardOutput, sequence: number, index: number): void {
+  private applyWindow(track: PartitionTrack, batch: SpendBatchInput, window: SpendWindowInput, logTimeMs: number, output: ShardOutput, sequence: number, index: number): void {
     const problem = problemOfWindow(window);
-    const startMs = window.windowStart?.getTime() ?? 0;
-    const endMs = window.windowEnd?.getTime() ?? startMs;
+    const startMs = window.windowStartMs ?? 0;
+    const endMs = window.windowEndMs ?? startMs;
+    // The window as it came (a serialized CustomerSpendWindow), for a dead letter.
+    const original = () => batch.data.slice(window.byteStart, window.byteEnd);
     if (problem) {
-      output.deadLetters.push({ reasonCode: 'INVALID_RESULT', reason: problem, original: CustomerSpendWindow.encode(window).finish(), id: `billing/${this.shard}/${sequence}/w${index}` });
+      output.deadLetters.push({ reasonCode: 'INVALID_RESULT', reason: problem, original: original(), id: `billing/${this.shard}/${sequence}/w${index}` });
       count(output, 'invalid');
       return;
     }
@@ -410,7 +409,7 @@ export class BillingShard {
       output.deadLetters.push({
         reasonCode: 'AMENDMENT_AFTER_FINAL',
         reason: `revision ${window.revision} of a window that ended before the partition's final_before`,
-        original: CustomerSpendWindow.encode(window).finish(),
+        original: original(),
         id: `billing/${this.shard}/${sequence}/w${index}`,
       });
       count(output, 'amendment-unapplicable');
@@ -422,9 +421,8 @@ export class BillingShard {
       amountMinor: window.amountMinor - (applied?.[3] ?? 0),
       transactionCount: window.transactionCount - (applied?.[4] ?? 0),
       monthInstantMs: startMs,
-      occurredAtMs: window.lastOccurredAt?.getTime() ?? startMs,
+      occurredAtMs: window.lastOccurredAtMs ?? startMs,
     };
-    const original = () => CustomerSpendWindow.encode(window).finish();
     if (!this.addSpend(spend, logTimeMs, output, sequence, `w${index}`, original)) return;
     count(output, applied ? 'amended' : 'applied');
     if (applied) {
@@ -585,7 +583,7 @@ export class BillingShard {
         position,
         sequence: entry.sequence,
         logTimeMs: entry.logTimeMs,
-        batch: Buffer.from(CustomerSpendBatch.encode(entry.batch).finish()).toString('base64'),
+        batch: Buffer.from(entry.batch.data).toString('base64'),
       }));
       yield {
         kind: 'partitions',
@@ -623,7 +621,7 @@ export class BillingShard {
           last: stored.last,
           finalBeforeMs: stored.finalBeforeMs,
           windows: new Map(stored.windows.map(([endMs, byAccount]) => [endMs, new Map(byAccount)])),
-          held: new Map(stored.held.map((entry) => [entry.position, { sequence: entry.sequence, logTimeMs: entry.logTimeMs, batch: CustomerSpendBatch.decode(Buffer.from(entry.batch, 'base64')) }])),
+          held: new Map(stored.held.map((entry) => [entry.position, { sequence: entry.sequence, logTimeMs: entry.logTimeMs, batch: readSpendBatch(Buffer.from(entry.batch, 'base64')) }])),
           skippedGaps: stored.skippedGaps,
         });
       } else {
@@ -644,7 +642,7 @@ function count(output: ShardOutput, outcome: ShardOutcome, by = 1): void {
   output.outcomes[outcome] = (output.outcomes[outcome] ?? 0) + by;
 }
 
-function problemOfWindow(window: CustomerSpendWindow): string | undefined {
+function problemOfWindow(window: SpendWindowInput): string | undefined {
   if (!ACCOUNT_ID.test(window.accountId)) return 'account_id is not 1-64 of letters, digits, . _ : -';
   if (!CURRENCY.test(window.currency)) return `currency ${JSON.stringify(window.currency.slice(0, 10))} is not an ISO 4217 code`;
   if (!Number.isSafeInteger(window.amountMinor) || window.amountMinor < 0 || window.amountMinor > MAX_ENTRY_AMOUNT_MINOR) {
@@ -652,7 +650,7 @@ function problemOfWindow(window: CustomerSpendWindow): string | undefined {
   }
   if (!Number.isSafeInteger(window.transactionCount) || window.transactionCount < 0) return 'transaction_count is out of range';
   if (!(window.revision >= 1)) return 'revision must be at least 1';
-  if (!window.windowStart || Number.isNaN(window.windowStart.getTime())) return 'window_start is missing';
-  if (!window.windowEnd || !(window.windowEnd.getTime() > window.windowStart.getTime())) return 'window_end is missing or not after window_start';
+  if (window.windowStartMs === undefined || Number.isNaN(window.windowStartMs)) return 'window_start is missing';
+  if (window.windowEndMs === undefined || !(window.windowEndMs > window.windowStartMs)) return 'window_end is missing or not after window_start';
   return undefined;
 }

@@ -1,7 +1,6 @@
 import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
-  CustomerSpendBatch,
   RECORD_KIND_HEADER,
   SpendingThresholdCommand,
   SpendingThresholdCommandOutcome,
@@ -9,11 +8,12 @@ import {
   Streams,
   Subjects,
 } from '@tollstream/contracts';
-import type { DeadLetterPublisher } from '@tollstream/messaging';
+import { BackgroundSnapshots, type DeadLetterPublisher } from '@tollstream/messaging';
 import type { AccountStateChanges, AccountStateStore } from '@tollstream/stores';
 import { BillingShard, type AccountState, type BillingShardOptions, type ShardOutcome, type ShardOutput, type ThresholdCommandOutcome } from './billing-shard';
 import { thresholdMessage } from './account-views';
 import { outboxMessage } from './spend-applier';
+import { readSpendBatch, type SpendBatchInput } from './spend-batch-reader';
 
 /** Where a shard's snapshots are kept: chunked frames replaced atomically (the shared snapshot store). */
 export interface ShardSnapshots {
@@ -195,13 +195,17 @@ export class ShardRunner {
         .finally(() => (flushing = undefined));
       return flushing;
     };
-    const snapshot = async () => {
-      await drain();
-      const begun = performance.now();
-      const bytes = await this.snapshots.save(name, state.snapshotFrames());
-      this.observer.snapshotted?.(this.shard, bytes, performance.now() - begun);
+    // A snapshot copies the state and is saved in the background once the outputs up to it are
+    // acknowledged (the shard goes on applying meanwhile); a failed save fails the runner.
+    const background = new BackgroundSnapshots({
+      save: (frames) => this.snapshots.save(name, frames),
+      saved: (bytes, durationMs) => this.observer.snapshotted?.(this.shard, bytes, durationMs),
+      failed: () => void messages.close(),
+    });
+    const snapshot = (): Promise<void> => {
       lastSnapshotAt = performance.now();
       unsnapshotted = false;
+      return background.take(state.snapshotFrames(), inFlight);
     };
 
     // Also flushed while no input arrives, so that the store is at most one flush interval behind.
@@ -231,13 +235,13 @@ export class ShardRunner {
         const kind = message.headers?.get(RECORD_KIND_HEADER) ?? '';
         let output: ShardOutput;
         if (kind === '') {
-          let batch: CustomerSpendBatch | undefined;
+          let batch: SpendBatchInput | undefined;
           try {
-            batch = CustomerSpendBatch.decode(message.data);
+            batch = readSpendBatch(message.data);
           } catch (error) {
             output = state.rejectRecord(message.seq, logTimeMs, 'UNDECODABLE', `not a CustomerSpendBatch: ${error instanceof Error ? error.message : String(error)}`, message.data);
           }
-          output ??= state.applySpendBatch(message.seq, logTimeMs, batch as CustomerSpendBatch);
+          output ??= state.applySpendBatch(message.seq, logTimeMs, batch as SpendBatchInput);
         } else if (kind === SpendShardRecordKinds.thresholdCommand) {
           let command: SpendingThresholdCommand | undefined;
           try {
@@ -260,18 +264,23 @@ export class ShardRunner {
           // alerts later. A failed flush fails the runner (restart from the snapshot).
           flush()?.catch(failFlush);
         }
-        if (performance.now() - lastSnapshotAt >= this.settings.snapshotIntervalMs) await snapshot();
+        if (!background.busy && performance.now() - lastSnapshotAt >= this.settings.snapshotIntervalMs) void snapshot();
         if (this.stopping) break;
       }
     } finally {
       clearInterval(idleFlush);
+      await background.settled();
     }
     if (flushFailure) throw flushFailure;
+    if (background.failed) throw background.failed;
     if (this.stopping && this.snapshotOnStop) {
       await drain();
       await flushing;
       await flush();
-      if (unsnapshotted) await snapshot();
+      if (unsnapshotted) {
+        await snapshot();
+        if (background.failed) throw background.failed;
+      }
     }
   }
 

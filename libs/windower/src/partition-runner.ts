@@ -1,8 +1,8 @@
 import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
 import { Streams, Subjects, TransactionBatch } from '@tollstream/contracts';
-import type { DeadLetterPublisher } from '@tollstream/messaging';
+import { BackgroundSnapshots, type DeadLetterPublisher } from '@tollstream/messaging';
 import type { CheckpointStore } from './checkpoint-store';
-import { PartitionProcessor, type PartitionProcessorOptions, type ProcessedInput } from './partition-processor';
+import { PartitionProcessor, type PartitionProcessorOptions, type ProcessedInput, type SnapshotFrameKind } from './partition-processor';
 
 export interface PartitionRunnerSettings {
   /** How often the partition's state is snapshotted (after every output up to then is acknowledged). */
@@ -107,52 +107,66 @@ export class PartitionRunner {
       await Promise.all(inFlight);
       inFlight = [];
     };
-    const checkpoint = async () => {
-      await drain();
-      const begun = performance.now();
-      const bytes = await this.checkpoints.save(name, processor.snapshotFrames());
-      this.observer.checkpointed?.(this.partition, bytes, performance.now() - begun);
+    // A checkpoint copies the processor's state and is saved in the background once the outputs up
+    // to it are acknowledged: the partition goes on meanwhile (a pause behind the drain and the
+    // object store delayed every result of the partition). A failed save fails the runner.
+    const background = new BackgroundSnapshots<SnapshotFrameKind>({
+      save: (frames) => this.checkpoints.save(name, frames),
+      saved: (bytes, durationMs) => this.observer.checkpointed?.(this.partition, bytes, durationMs),
+      failed: () => void messages.close(),
+    });
+    const checkpoint = (): Promise<void> => {
       lastCheckpointAt = performance.now();
       uncheckpointed = false;
+      return background.take(processor.snapshotFrames(), inFlight);
     };
 
-    for await (const message of messages) {
-      this.lastMessageAt = Date.now();
-      const logTimeMs = Number(message.timestampNanos / 1_000_000n);
-      const outcome = processor.process(message.seq, logTimeMs, message.data);
-      uncheckpointed = true;
-      if (outcome.undecodable) {
-        await this.deadLetters.publish({
-          reasonCode: 'UNDECODABLE',
-          reason: outcome.undecodable,
-          original: message.data,
-          originalSubject: message.subject,
-        });
-        this.observer.deadLettered?.(this.partition, outcome.undecodable);
+    try {
+      for await (const message of messages) {
+        this.lastMessageAt = Date.now();
+        const logTimeMs = Number(message.timestampNanos / 1_000_000n);
+        const outcome = processor.process(message.seq, logTimeMs, message.data);
+        uncheckpointed = true;
+        if (outcome.undecodable) {
+          await this.deadLetters.publish({
+            reasonCode: 'UNDECODABLE',
+            reason: outcome.undecodable,
+            original: message.data,
+            originalSubject: message.subject,
+          });
+          this.observer.deadLettered?.(this.partition, outcome.undecodable);
+        }
+        let results = 0;
+        const publishes: Array<Promise<PubAck>> = [];
+        for (const out of outcome.messages) {
+          results += out.results;
+          publishes.push(this.js.publish(out.subject, out.payload, { msgID: out.msgId, timeout: PUBLISH_TIMEOUT_MS }));
+        }
+        inFlight.push(...publishes);
+        // Observed when the broker acknowledges, not when the in-flight window is next drained
+        // (that happens only every maxPublishesInFlight publishes or at a checkpoint).
+        if (results > 0) {
+          void Promise.all(publishes).then(
+            () => this.observer.emitted?.(this.partition, results, Date.now() - logTimeMs),
+            () => undefined, // drain() rethrows the failure
+          );
+        }
+        this.observer.processed?.(this.partition, outcome, processor);
+        if (inFlight.length >= this.settings.maxPublishesInFlight) await drain();
+        if (!background.busy && performance.now() - lastCheckpointAt >= this.settings.checkpointIntervalMs) void checkpoint();
+        if (this.stopping) break;
       }
-      let results = 0;
-      const publishes: Array<Promise<PubAck>> = [];
-      for (const out of outcome.messages) {
-        results += out.results;
-        publishes.push(this.js.publish(out.subject, out.payload, { msgID: out.msgId, timeout: PUBLISH_TIMEOUT_MS }));
-      }
-      inFlight.push(...publishes);
-      // Observed when the broker acknowledges, not when the in-flight window is next drained
-      // (that happens only every maxPublishesInFlight publishes or at a checkpoint).
-      if (results > 0) {
-        void Promise.all(publishes).then(
-          () => this.observer.emitted?.(this.partition, results, Date.now() - logTimeMs),
-          () => undefined, // drain() rethrows the failure
-        );
-      }
-      this.observer.processed?.(this.partition, outcome, processor);
-      if (inFlight.length >= this.settings.maxPublishesInFlight) await drain();
-      if (performance.now() - lastCheckpointAt >= this.settings.checkpointIntervalMs) await checkpoint();
-      if (this.stopping) break;
+    } finally {
+      await background.settled();
     }
+    if (background.failed) throw background.failed;
     if (this.stopping && this.checkpointOnStop) {
-      if (uncheckpointed) await checkpoint();
-      else await drain();
+      if (uncheckpointed) {
+        await checkpoint();
+        if (background.failed) throw background.failed;
+      } else {
+        await drain();
+      }
     }
   }
 

@@ -1,0 +1,65 @@
+import type { SnapshotFrame } from './snapshot-store';
+
+export interface BackgroundSnapshotsOptions<K extends string> {
+  /** Stores the frames (the snapshot store's `save` under the processor's name); returns the bytes written. */
+  save(frames: Iterable<SnapshotFrame<K>>): Promise<number>;
+  saved?(bytes: number, durationMs: number): void;
+  /** A save (or an output it waited for) failed: the processor must restart from its previous snapshot. */
+  failed(error: unknown): void;
+}
+
+/**
+ * Snapshots of a processor whose output is a function of its input log (the windower's partitions,
+ * billing's shards: ADR 0006, ADR 0013), taken without stopping it. `take` copies the state at
+ * once (the frames are encoded synchronously, at the position of the last record applied) and
+ * saves the copy once every output published up to that record is acknowledged by the broker, so a
+ * stored snapshot never claims outputs that could still be lost. Meanwhile the processor goes on
+ * applying records: a snapshot costs its encoding, not a pause of the processor behind a drain of
+ * its outputs and the object store's round trips (those pauses delayed alerts by seconds). One save
+ * at a time; the next waits for the interval to pass again.
+ */
+export class BackgroundSnapshots<K extends string = string> {
+  private saving?: Promise<void>;
+  private failure: unknown;
+
+  constructor(private readonly options: BackgroundSnapshotsOptions<K>) {}
+
+  /** A save is in progress. */
+  get busy(): boolean {
+    return this.saving !== undefined;
+  }
+
+  /** The first failure of a save, if any (the processor should restart from its previous snapshot). */
+  get failed(): unknown {
+    return this.failure;
+  }
+
+  /**
+   * Copies `frames` now and saves them after `outputs` (every output of the records up to the
+   * snapshot's position that may still be unacknowledged) settle. Returns when the save is done;
+   * the caller may also leave it running. A save in progress is returned instead of a new one.
+   */
+  take(frames: Iterable<SnapshotFrame<K>>, outputs: ReadonlyArray<Promise<unknown>>): Promise<void> {
+    if (this.saving) return this.saving;
+    const begun = performance.now();
+    const copy = Array.from(frames);
+    const waitFor = [...outputs];
+    const saving = Promise.all(waitFor)
+      .then(() => this.options.save(copy))
+      .then((bytes) => this.options.saved?.(bytes, performance.now() - begun))
+      .catch((error: unknown) => {
+        this.failure ??= error;
+        this.options.failed(error);
+      })
+      .finally(() => {
+        this.saving = undefined;
+      });
+    this.saving = saving;
+    return saving;
+  }
+
+  /** Waits for the save in progress, if any. */
+  async settled(): Promise<void> {
+    await this.saving;
+  }
+}
