@@ -5,6 +5,7 @@ import {
   BadRequest,
   IngestServiceClient,
   RejectionCode,
+  RetryInfo,
   Status,
   TollTransaction,
   TransactionStatus,
@@ -302,4 +303,65 @@ describe('ingestor service (real nats-server, ingestor as a separate process)', 
     stream.send({ batchRef: 'huge', transactions: [aTransaction({ accountId: 'a'.repeat(70_000) })] });
     expect(await stream.ended).toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED });
   });
+});
+
+describe('ingestor while its broker is down (real nats-server killed and started again)', () => {
+  let nats: NatsHandle;
+  let ingestor: ServiceProcess;
+  let client: IngestServiceClient;
+  let removeDir: () => Promise<void>;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    const dir = await tempDir('ingestor-broker-down');
+    removeDir = dir.remove;
+    const credentialsFile = join(dir.path, 'stations.json');
+    writeFileSync(credentialsFile, JSON.stringify({ stations: [{ name: 'north', token: northToken, stationIds: ['st-north-1'] }] }));
+    ingestor = await startIngestor({ natsUrl: nats.url, credentialsFile, env: { INGEST_APPEND_DEADLINE_MS: '2000' } });
+    client = new IngestServiceClient(`127.0.0.1:${ingestor.grpcPort}`, grpc.credentials.createInsecure());
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await ingestor?.stop();
+    await nats?.stop();
+    await removeDir?.();
+  });
+
+  it('answers UNAVAILABLE with a google.rpc.RetryInfo (stream: batch_error, the stream stays open; unary: the status details), and takes the batch once the broker is back', async () => {
+    const retryDelayMsOf = (status: Status | undefined): number | undefined => {
+      const any = status?.details.find((detail) => detail.typeUrl === 'type.googleapis.com/google.rpc.RetryInfo');
+      const delay = any && RetryInfo.decode(any.value).retryDelay;
+      return delay && delay.seconds * 1000 + delay.nanos / 1e6;
+    };
+    // A record that must be dead-lettered: with the broker gone, the ingestor cannot, so it cannot answer for it.
+    const invalid = aTransaction({ currency: 'EURO' });
+    const stream = openStream(client, northToken);
+    stream.send({ batchRef: 'warm-up', transactions: [aTransaction()] });
+    expect(statusNames((await stream.ack('warm-up')).results)).toEqual(['ACCEPTED']);
+
+    await nats.kill();
+    stream.send({ batchRef: 'while-down', transactions: [invalid] });
+    const unavailable = await stream.ack('while-down');
+    expect(unavailable.results).toEqual([]);
+    expect(unavailable.batchError).toMatchObject({ code: grpc.status.UNAVAILABLE, message: expect.stringContaining('send the same batch again') });
+    expect(retryDelayMsOf(unavailable.batchError)).toBe(1_000);
+    expect(stream.finished).toBe(false);
+
+    const unary = (await submit(client, northToken, [invalid]).catch((e: unknown) => e)) as grpc.ServiceError;
+    expect(unary.code).toBe(grpc.status.UNAVAILABLE);
+    expect(retryDelayMsOf(statusOfError(unary))).toBe(1_000);
+
+    await nats.start();
+    // The station follows the advice: the same batch again, on the same stream, until it has an answer per record.
+    let answer: StreamTransactionsResponse | undefined;
+    for (let attempt = 0; attempt < 20 && !answer?.results.length; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, retryDelayMsOf(answer?.batchError ?? unavailable.batchError)));
+      stream.send({ batchRef: `again-${attempt}`, transactions: [invalid] });
+      answer = await stream.ack(`again-${attempt}`);
+    }
+    expect(answer?.results.map((r) => [TransactionStatus[r.status], r.field])).toEqual([['TRANSACTION_STATUS_REJECTED', 'currency']]);
+    stream.end();
+    expect(await stream.ended).toBe('ok');
+  }, 90_000);
 });
