@@ -131,6 +131,7 @@ describe('tolls.accounts.v1.AccountService', () => {
     expect(await rejection(api.setSpendingThreshold({ accountId: 'acct-t', threshold: money(100, 'EUR') }))).toEqual({
       code: grpc.status.INVALID_ARGUMENT,
       details: "threshold.currency: must be the account's currency USD",
+      violations: [{ field: 'threshold.currency', description: "must be the account's currency USD" }],
     });
     expect(await api.clearSpendingThreshold({ accountId: 'acct-t' })).toEqual({ cleared: true });
     expect(await api.clearSpendingThreshold({ accountId: 'acct-t' })).toEqual({ cleared: false });
