@@ -108,6 +108,10 @@ export function createIngestService(
       const finishIfDone = () => {
         if (ended && inFlight === 0) call.end();
       };
+      // A station that went away gets no answers; what it sent is stored or not, and its resend is deduplicated.
+      const acknowledge = (response: StreamTransactionsResponse) => {
+        if (!call.cancelled) call.write(response);
+      };
       call.on('data', (request: StreamTransactionsRequest) => {
         const batchRef = request.batchRef.slice(0, MAX_BATCH_REF_LENGTH);
         const violation = streamBatchViolation(request, limits);
@@ -115,7 +119,7 @@ export function createIngestService(
           // The batch is answered and the stream goes on: one bad batch must not cost the station the others in flight.
           observer.batchRefused?.('stream', 'invalid_batch');
           const message = `${violation.field}: ${violation.description}`;
-          call.write({ batchRef, results: [], batchError: richStatus(grpc.status.INVALID_ARGUMENT, message, { fieldViolations: [violation] }) });
+          acknowledge({ batchRef, results: [], batchError: richStatus(grpc.status.INVALID_ARGUMENT, message, { fieldViolations: [violation] }) });
           return;
         }
         inFlight++;
@@ -124,11 +128,11 @@ export function createIngestService(
         ingest
           .submit(principal, request.transactions)
           .then(
-            (results) => call.write({ batchRef, results, batchError: undefined }),
+            (results) => acknowledge({ batchRef, results, batchError: undefined }),
             (error: unknown) => {
               logger.error({ err: error, credential: principal.name, batchRef }, 'stream batch failed');
               observer.batchRefused?.('stream', 'unavailable');
-              call.write({
+              acknowledge({
                 batchRef,
                 results: [],
                 batchError: richStatus(grpc.status.UNAVAILABLE, STORAGE_UNAVAILABLE, { retryDelayMs: DEFAULT_RETRY_DELAY_MS }),
