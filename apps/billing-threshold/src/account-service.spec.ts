@@ -4,7 +4,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createAccountService, SpendApplier, storeAccountBackend, type BillingPolicy, type SpendEntry } from '@tollstream/billing';
 import { AccountServiceService, SpendingThresholdChanged, Streams, Subjects } from '@tollstream/contracts';
 import { declareTopology, provisionTopology } from '@tollstream/messaging';
-import { createLogger, startGrpcServer, type GrpcServerHandle } from '@tollstream/service-kit';
+import { createLogger, detailsOfStatus, startGrpcServer, statusOfTrailers, type GrpcServerHandle } from '@tollstream/service-kit';
 import { KvAccountSpendStore } from '@tollstream/stores';
 import { startNats, type NatsHandle } from '@tollstream/testing';
 import { accountClient } from './__fixtures__/billing-traffic';
@@ -70,13 +70,15 @@ const spend = (accountId: string, window: string, amountMinor: number, atMs = NO
   sourceId: window,
 });
 
-async function rejection(promise: Promise<unknown>): Promise<{ code: number; details: string }> {
+async function rejection(promise: Promise<unknown>): Promise<{ code: number; details: string; violations: unknown }> {
   const error = (await promise.then(
     () => undefined,
     (e: unknown) => e,
   )) as grpc.ServiceError | undefined;
   if (!error) throw new Error('the call succeeded');
-  return { code: error.code, details: error.details };
+  // The google.rpc.BadRequest of the grpc-status-details-bin trailer, as a client reads it.
+  const status = statusOfTrailers(error.metadata);
+  return { code: error.code, details: error.details, violations: status && detailsOfStatus(status).fieldViolations };
 }
 
 describe('tolls.accounts.v1.AccountService', () => {
@@ -112,6 +114,8 @@ describe('tolls.accounts.v1.AccountService', () => {
       const error = await rejection(call);
       expect(error.code).toBe(grpc.status.INVALID_ARGUMENT);
       expect(error.details.startsWith(field)).toBe(true);
+      const colon = error.details.indexOf(': ');
+      expect(error.violations).toEqual([{ field: error.details.slice(0, colon), description: error.details.slice(colon + 2) }]);
     }
   });
 
@@ -127,6 +131,7 @@ describe('tolls.accounts.v1.AccountService', () => {
     expect(await rejection(api.setSpendingThreshold({ accountId: 'acct-t', threshold: money(100, 'EUR') }))).toEqual({
       code: grpc.status.INVALID_ARGUMENT,
       details: "threshold.currency: must be the account's currency USD",
+      violations: [{ field: 'threshold.currency', description: "must be the account's currency USD" }],
     });
     expect(await api.clearSpendingThreshold({ accountId: 'acct-t' })).toEqual({ cleared: true });
     expect(await api.clearSpendingThreshold({ accountId: 'acct-t' })).toEqual({ cleared: false });

@@ -65,6 +65,12 @@ void runService({
       help: 'Appends retried because the broker did not answer.',
       registers: [registry],
     });
+    const batchesRefused = new Counter({
+      name: 'tollstream_ingest_batches_refused_total',
+      help: 'Batches refused as a whole (no record looked at), by call (submit, stream) and reason (invalid_batch, unavailable).',
+      labelNames: ['call', 'reason'],
+      registers: [registry],
+    });
     const deadLetters = new Counter({
       name: 'tollstream_dead_letters_total',
       help: 'Records sent to the dead-letter stream, by reason.',
@@ -153,6 +159,7 @@ void runService({
               maxBatchesInFlightPerStream: config.INGEST_MAX_BATCHES_IN_FLIGHT_PER_STREAM,
             },
             logger,
+            { batchRefused: (call, reason) => batchesRefused.inc({ call, reason }) },
           ),
         },
       ],

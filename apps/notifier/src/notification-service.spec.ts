@@ -12,7 +12,7 @@ import {
   startInAppConsumer,
   type RunningAlertConsumer,
 } from '@tollstream/notifications';
-import { createLogger, startGrpcServer, type GrpcServerHandle } from '@tollstream/service-kit';
+import { createLogger, detailsOfStatus, startGrpcServer, statusOfTrailers, type GrpcServerHandle } from '@tollstream/service-kit';
 import { KvInboxStore, type NewNotification } from '@tollstream/stores';
 import { startNats, waitFor, type NatsHandle } from '@tollstream/testing';
 import { notificationClient, publishAlert, spendingAlert, TOKEN } from './__fixtures__/notifier-fixtures';
@@ -58,8 +58,18 @@ afterAll(async () => {
   await nats?.stop();
 });
 
+/** The field violations of the google.rpc.BadRequest in the error's grpc-status-details-bin trailer. */
+const violationsOf = (error: grpc.ServiceError) => {
+  const status = statusOfTrailers(error.metadata);
+  return status && detailsOfStatus(status).fieldViolations;
+};
 const expectStatus = async (promise: Promise<unknown>, code: grpc.status, details: RegExp) => {
-  await expect(promise).rejects.toMatchObject({ code, details: expect.stringMatching(details) });
+  const error = (await promise.then(() => undefined, (e: unknown) => e)) as grpc.ServiceError | undefined;
+  expect(error).toMatchObject({ code, details: expect.stringMatching(details) });
+  if (error && code === grpc.status.INVALID_ARGUMENT) {
+    const colon = error.details.indexOf(': ');
+    expect(violationsOf(error)).toEqual([{ field: error.details.slice(0, colon), description: error.details.slice(colon + 2) }]);
+  }
 };
 
 describe('NotificationService', () => {
@@ -100,6 +110,7 @@ describe('NotificationService', () => {
     const badSubscription = api.subscribe('acct-x', 'not-an-id');
     await waitFor(() => badSubscription.error);
     expect(badSubscription.error).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/^after_notification_id:/) });
+    expect(violationsOf(badSubscription.error as grpc.ServiceError)).toEqual([{ field: 'after_notification_id', description: expect.any(String) }]);
 
     const stranger = notificationClient(`127.0.0.1:${server.port}`, 'wrong-token-wrong-token');
     await expectStatus(stranger.list({ accountId: 'acct-list' }), grpc.status.UNAUTHENTICATED, /credential/);

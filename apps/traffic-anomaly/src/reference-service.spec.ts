@@ -11,7 +11,7 @@ import {
   type PutStationReferenceRequest,
   type PutStationReferenceResponse,
 } from '@tollstream/contracts';
-import { createLogger, startGrpcServer, type GrpcServerHandle } from '@tollstream/service-kit';
+import { createLogger, detailsOfStatus, startGrpcServer, statusOfTrailers, type GrpcServerHandle } from '@tollstream/service-kit';
 import { KvTrafficReferenceStore } from '@tollstream/stores';
 import { startNats, type NatsHandle } from '@tollstream/testing';
 import { createTrafficReferenceService } from '@tollstream/traffic';
@@ -92,6 +92,10 @@ describe('TrafficReferenceService', () => {
       code: grpc.status.INVALID_ARGUMENT,
       details: 'bands[0].maximum: must be >= min (10)',
     });
+    // The same, machine-readable: a google.rpc.BadRequest in the grpc-status-details-bin trailer.
+    const error = (await call('putStationReference', put({ bands: [{ weekday: Weekday.WEEKDAY_MONDAY, startMinute: 450, minimum: 10, maximum: 5 }] })).catch((e: unknown) => e)) as grpc.ServiceError;
+    const status = statusOfTrailers(error.metadata);
+    expect(status && detailsOfStatus(status)).toEqual({ fieldViolations: [{ field: 'bands[0].maximum', description: 'must be >= min (10)' }] });
     await expect(call('putStationReference', put({ bands: [{ weekday: Weekday.WEEKDAY_UNSPECIFIED, startMinute: 450, minimum: 1 }] }))).rejects.toMatchObject({ details: expect.stringMatching(/^bands\[0\]\.weekday: /) });
     await expect(call('putStationReference', put({ effectiveFrom: undefined }))).rejects.toMatchObject({ details: 'effective_from: is required' });
     await expect(call('getStationReference', { stationId: 'st-001' }, 'wrong-token-wrong-token')).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });

@@ -12,7 +12,7 @@ import type {
   SetSpendingThresholdRequest,
   SetSpendingThresholdResponse,
 } from '@tollstream/contracts';
-import { grpcStatusError, hasServiceCredential, InvalidArgumentError, type Logger } from '@tollstream/service-kit';
+import { grpcStatusError, hasServiceCredential, invalidArgumentError, InvalidArgumentError, retryLaterError, type Logger } from '@tollstream/service-kit';
 import type { AccountSpendStore, MonthKey, ThresholdRecord } from '@tollstream/stores';
 import { clearThreshold, currentMonthOf, monthlySpendView, setThreshold, type BillingPolicy, type ThresholdInput } from './account-spend';
 import { monthlySpendMessage, thresholdMessage } from './account-views';
@@ -138,16 +138,16 @@ export function createAccountService(options: {
         (response) => callback(null, response),
         (error: unknown) => {
           if (error instanceof InvalidArgumentError) {
-            callback(grpcStatusError(grpc.status.INVALID_ARGUMENT, error.message));
+            callback(invalidArgumentError(error));
             return;
           }
           if (error instanceof AccountBackendUnavailableError) {
             logger.warn({ method, reason: error.message }, 'account call not answered in time');
-            callback(grpcStatusError(grpc.status.UNAVAILABLE, error.message));
+            callback(retryLaterError(grpc.status.UNAVAILABLE, error.message));
             return;
           }
           logger.error({ err: error, method }, 'account call failed');
-          callback(grpcStatusError(grpc.status.UNAVAILABLE, 'the account store is unavailable; retry (calls are idempotent)'));
+          callback(retryLaterError(grpc.status.UNAVAILABLE, 'the account store is unavailable; retry (calls are idempotent)'));
         },
       );
     };

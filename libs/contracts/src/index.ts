@@ -1,4 +1,8 @@
 export { Timestamp } from './generated/google/protobuf/timestamp';
+export { Any } from './generated/google/protobuf/any';
+export { Duration } from './generated/google/protobuf/duration';
+export { Status } from './generated/google/rpc/status';
+export { BadRequest, BadRequest_FieldViolation, RetryInfo } from './generated/google/rpc/error_details';
 export {
   TollTransaction,
   VehicleClass,

@@ -14,4 +14,11 @@ export {
   type TransactionLogOptions,
 } from './transaction-log';
 export { fieldLimits, isoCurrencies, validateTransaction, type Rejection, type ValidationPolicy } from './validation';
-export { createIngestService, type IngestApiLimits } from './ingest-grpc';
+export {
+  batchViolation,
+  createIngestService,
+  MAX_BATCH_REF_LENGTH,
+  streamBatchViolation,
+  type IngestApiLimits,
+  type IngestApiObserver,
+} from './ingest-grpc';

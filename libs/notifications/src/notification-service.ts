@@ -9,7 +9,7 @@ import type {
   SubscribeNotificationsRequest,
   SubscribeNotificationsResponse,
 } from '@tollstream/contracts';
-import { grpcStatusError, hasServiceCredential, InvalidArgumentError, type Logger } from '@tollstream/service-kit';
+import { grpcStatusError, hasServiceCredential, invalidArgumentError, InvalidArgumentError, retryLaterError, type Logger } from '@tollstream/service-kit';
 import type { InboxStore } from '@tollstream/stores';
 import type { LiveFeed } from './live-feed';
 import { notificationMessage } from './notification-messages';
@@ -69,9 +69,9 @@ export function createNotificationService(options: {
   const authenticated = (metadata: grpc.Metadata): boolean => hasServiceCredential(metadata, options.token);
   const unauthenticated = () => grpcStatusError(grpc.status.UNAUTHENTICATED, 'the mobile backend credential is required: metadata "authorization: Bearer <token>"');
   const mapError = (error: unknown, method: string): grpc.ServiceError => {
-    if (error instanceof InvalidArgumentError) return grpcStatusError(grpc.status.INVALID_ARGUMENT, error.message);
+    if (error instanceof InvalidArgumentError) return invalidArgumentError(error);
     logger.error({ err: error, method }, 'notification call failed');
-    return grpcStatusError(grpc.status.UNAVAILABLE, 'the notification store is unavailable; retry');
+    return retryLaterError(grpc.status.UNAVAILABLE, 'the notification store is unavailable; retry');
   };
 
   const unary =

@@ -11,4 +11,17 @@ export type { GrpcServerHandle, GrpcServerOptions, GrpcServiceRegistration } fro
 export { runService } from './lifecycle';
 export type { RunningService, RunServiceOptions } from './lifecycle';
 export { bearerTokenFrom, constantTimeEquals } from './grpc-auth';
-export { grpcStatusError, hasServiceCredential, InvalidArgumentError } from './grpc-errors';
+export {
+  DEFAULT_RETRY_DELAY_MS,
+  detailsOfStatus,
+  detailTypeUrls,
+  grpcStatusError,
+  hasServiceCredential,
+  invalidArgumentError,
+  InvalidArgumentError,
+  retryLaterError,
+  richStatus,
+  STATUS_DETAILS_TRAILER,
+  statusOfTrailers,
+} from './grpc-errors';
+export type { FieldViolation, StatusDetails } from './grpc-errors';

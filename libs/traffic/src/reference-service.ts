@@ -13,7 +13,7 @@ import {
   type StationReferenceVersion,
   type TrafficReferenceServiceServer,
 } from '@tollstream/contracts';
-import { grpcStatusError, hasServiceCredential, InvalidArgumentError, type Logger } from '@tollstream/service-kit';
+import { grpcStatusError, hasServiceCredential, invalidArgumentError, InvalidArgumentError, retryLaterError, type Logger } from '@tollstream/service-kit';
 import type { StationReferenceRecord, TrafficReferenceStore, TrafficReferenceVersionRecord } from '@tollstream/stores';
 import { mergeReferenceVersion, parseReferenceFile, planReferenceChanges, ReferenceFileInvalid } from './reference';
 
@@ -90,10 +90,10 @@ export function createTrafficReferenceService(options: { store: TrafficReference
       body(call.request).then(
         (response) => callback(null, response),
         (error: unknown) => {
-          if (error instanceof InvalidArgumentError) return callback(grpcStatusError(grpc.status.INVALID_ARGUMENT, error.message));
+          if (error instanceof InvalidArgumentError) return callback(invalidArgumentError(error));
           if (error instanceof NotFound) return callback(grpcStatusError(grpc.status.NOT_FOUND, error.message));
           logger.error({ err: error, method }, 'traffic reference call failed');
-          callback(grpcStatusError(grpc.status.UNAVAILABLE, 'the reference store is unavailable; retry (puts are idempotent)'));
+          callback(retryLaterError(grpc.status.UNAVAILABLE, 'the reference store is unavailable; retry (puts are idempotent)'));
         },
       );
     };

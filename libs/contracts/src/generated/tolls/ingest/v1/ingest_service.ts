@@ -20,6 +20,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Status } from "../../../google/rpc/status";
 import { TollTransaction } from "./transaction";
 
 export enum TransactionStatus {
@@ -144,7 +145,15 @@ export interface StreamTransactionsRequest {
 
 export interface StreamTransactionsResponse {
   batchRef: string;
+  /** One per record, in request order, as for SubmitTransactions. Empty when batch_error is set. */
   results: TransactionResult[];
+  /**
+   * Set when the batch as a whole was not taken; nothing of it was rejected record by record.
+   * code is a google.rpc.Code: INVALID_ARGUMENT (fix the batch; details hold a google.rpc.BadRequest
+   * naming the field) or UNAVAILABLE (send the same batch again after the google.rpc.RetryInfo delay;
+   * records already stored are answered DUPLICATE). Same model as the call-level status details.
+   */
+  batchError: Status | undefined;
 }
 
 export interface TransactionResult {
@@ -391,7 +400,7 @@ export const StreamTransactionsRequest: MessageFns<StreamTransactionsRequest> = 
 };
 
 function createBaseStreamTransactionsResponse(): StreamTransactionsResponse {
-  return { batchRef: "", results: [] };
+  return { batchRef: "", results: [], batchError: undefined };
 }
 
 export const StreamTransactionsResponse: MessageFns<StreamTransactionsResponse> = {
@@ -401,6 +410,9 @@ export const StreamTransactionsResponse: MessageFns<StreamTransactionsResponse> 
     }
     for (const v of message.results) {
       TransactionResult.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.batchError !== undefined) {
+      Status.encode(message.batchError, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -434,6 +446,14 @@ export const StreamTransactionsResponse: MessageFns<StreamTransactionsResponse> 
             message.results.push(TransactionResult.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.batchError = Status.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -456,6 +476,11 @@ export const StreamTransactionsResponse: MessageFns<StreamTransactionsResponse> 
       results: globalThis.Array.isArray(object?.results)
         ? object.results.map((e: any) => TransactionResult.fromJSON(e))
         : [],
+      batchError: isSet(object.batchError)
+        ? Status.fromJSON(object.batchError)
+        : isSet(object.batch_error)
+        ? Status.fromJSON(object.batch_error)
+        : undefined,
     };
   },
 
@@ -467,6 +492,9 @@ export const StreamTransactionsResponse: MessageFns<StreamTransactionsResponse> 
     if (message.results?.length) {
       obj.results = message.results.map((e) => TransactionResult.toJSON(e));
     }
+    if (message.batchError !== undefined) {
+      obj.batchError = Status.toJSON(message.batchError);
+    }
     return obj;
   },
 
@@ -477,6 +505,9 @@ export const StreamTransactionsResponse: MessageFns<StreamTransactionsResponse> 
     const message = createBaseStreamTransactionsResponse();
     message.batchRef = object.batchRef ?? "";
     message.results = object.results?.map((e) => TransactionResult.fromPartial(e)) || [];
+    message.batchError = (object.batchError !== undefined && object.batchError !== null)
+      ? Status.fromPartial(object.batchError)
+      : undefined;
     return message;
   },
 };
@@ -642,7 +673,11 @@ export const IngestServiceService = {
   },
   /**
    * For stations that send continuously: each request message is a batch; one acknowledgement
-   * message flows back per request message, carrying the client's batch_ref.
+   * message flows back per request message, carrying the client's batch_ref (acknowledgements may
+   * come in another order than the batches). A batch the server cannot take as a whole (empty, too
+   * many records, storage unavailable) is answered with batch_error and the stream goes on; the
+   * stream itself ends only when it is broken: no valid credential (UNAUTHENTICATED), a message over
+   * the size limit (RESOURCE_EXHAUSTED), undecodable framing, or the server shutting down.
    */
   streamTransactions: {
     path: "/tolls.ingest.v1.IngestService/StreamTransactions" as const,
@@ -665,7 +700,11 @@ export interface IngestServiceServer extends UntypedServiceImplementation {
   submitTransactions: handleUnaryCall<SubmitTransactionsRequest, SubmitTransactionsResponse>;
   /**
    * For stations that send continuously: each request message is a batch; one acknowledgement
-   * message flows back per request message, carrying the client's batch_ref.
+   * message flows back per request message, carrying the client's batch_ref (acknowledgements may
+   * come in another order than the batches). A batch the server cannot take as a whole (empty, too
+   * many records, storage unavailable) is answered with batch_error and the stream goes on; the
+   * stream itself ends only when it is broken: no valid credential (UNAUTHENTICATED), a message over
+   * the size limit (RESOURCE_EXHAUSTED), undecodable framing, or the server shutting down.
    */
   streamTransactions: handleBidiStreamingCall<StreamTransactionsRequest, StreamTransactionsResponse>;
 }
@@ -692,7 +731,11 @@ export interface IngestServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * For stations that send continuously: each request message is a batch; one acknowledgement
-   * message flows back per request message, carrying the client's batch_ref.
+   * message flows back per request message, carrying the client's batch_ref (acknowledgements may
+   * come in another order than the batches). A batch the server cannot take as a whole (empty, too
+   * many records, storage unavailable) is answered with batch_error and the stream goes on; the
+   * stream itself ends only when it is broken: no valid credential (UNAUTHENTICATED), a message over
+   * the size limit (RESOURCE_EXHAUSTED), undecodable framing, or the server shutting down.
    */
   streamTransactions(): ClientDuplexStream<StreamTransactionsRequest, StreamTransactionsResponse>;
   streamTransactions(
