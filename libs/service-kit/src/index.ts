@@ -12,3 +12,7 @@ export { runService } from './lifecycle';
 export type { RunningService, RunServiceOptions } from './lifecycle';
 export { bearerTokenFrom, constantTimeEquals } from './grpc-auth';
 export { grpcStatusError, hasServiceCredential, InvalidArgumentError } from './grpc-errors';
+export { grpcTlsConfigShape, loadServiceTls, ReloadingCertificates, tlsConfigShape } from './tls';
+export type { ReloadingCertificatesOptions, ServiceTls, TlsConfig } from './tls';
+export { ClientTlsError, grpcClientCredentials, httpsClientOptions, httpsGetText, usesTls } from './tls-client';
+export type { ClientTlsOptions } from './tls-client';
