@@ -53,10 +53,10 @@ export function maxOf(samples: readonly MetricSample[], name: string): number | 
 
 /**
  * Fetches and reads a service's Prometheus endpoint (e.g. http://127.0.0.1:9464/metrics). An https URL
- * with a private CA, a client certificate or a server-name override goes through `tls` (ADR 0017).
+ * with `tls` (a private CA, a client certificate, a server-name override) goes through node's https client (ADR 0017).
  */
 export async function readMetrics(url: string, timeoutMs = 5_000, tls?: ClientTlsOptions): Promise<MetricSample[]> {
-  if (url.startsWith('https:') && tls && (tls.caFile || tls.certFile || tls.serverName)) {
+  if (url.startsWith('https:') && tls) {
     const { status, text } = await httpsGetText(url, tls, timeoutMs);
     if (status < 200 || status > 299) throw new Error(`${url} answered ${status}`);
     return parsePrometheusText(text);
