@@ -1,5 +1,7 @@
 import {
+  addClientTlsOptions,
   CheckpointError,
+  clientTlsFromOptions,
   defaultCheckpointPath,
   InputFileError,
   inputFormats,
@@ -8,7 +10,7 @@ import {
   type InputFormat,
   type SendSummary,
 } from '@tollstream/station-sender';
-import { addClientTlsOptions, ClientTlsError, clientTlsFromOptions, grpcClientCredentials, httpsClientOptions } from '@tollstream/service-kit';
+import { ClientTlsError, grpcClientCredentials, httpsClientOptions } from '@tollstream/service-kit';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { barReporter, plainReporter, silentReporter, type ProgressReporter } from './progress-reporter';

@@ -98,6 +98,16 @@ describe('the station API with mutual TLS (real ingestor process)', () => {
     }
   });
 
+  it('documents the options in --help, with their environment variables', async () => {
+    for (const command of ['send', 'watch']) {
+      const io = memoryIo();
+      await runCli([command, '--help'], io);
+      for (const text of ['--tls ', 'TLS_ENABLED', '--tls-ca-file <file>', 'TLS_CA_FILE', '--tls-cert-file <file>', 'TLS_CLIENT_CERT_FILE', '--tls-key-file <file>', 'TLS_CLIENT_KEY_FILE', '--tls-server-name <name>']) {
+        expect(io.out()).toContain(text);
+      }
+    }
+  });
+
   it('refuses half a client certificate and an unreadable CA file before sending anything', async () => {
     const file = await sample('usage', 1);
     const env = { STATION_TOKEN_FILE: tokenFile, INGEST_ADDRESS: `127.0.0.1:${ingestor.grpcPort}` };

@@ -1,5 +1,6 @@
 import { faultSyntax, FaultSyntaxError, parseDuration, parseFaults, type TrafficPattern } from '@tollstream/simulator';
-import { addClientTlsOptions, ClientTlsError, clientTlsFromOptions, grpcClientCredentials } from '@tollstream/service-kit';
+import { ClientTlsError, grpcClientCredentials } from '@tollstream/service-kit';
+import { addClientTlsOptions, clientTlsFromOptions } from '@tollstream/station-sender';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { RunError, runSimulation } from './run';

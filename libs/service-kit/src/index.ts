@@ -16,4 +16,3 @@ export { grpcTlsConfigShape, loadServiceTls, ReloadingCertificates, tlsConfigSha
 export type { ReloadingCertificatesOptions, ServiceTls, TlsConfig } from './tls';
 export { ClientTlsError, grpcClientCredentials, httpsClientOptions, httpsGetText, usesTls } from './tls-client';
 export type { ClientTlsOptions } from './tls-client';
-export { addClientTlsOptions, clientTlsFromOptions } from './tls-options';

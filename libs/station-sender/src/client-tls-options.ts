@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import type { ClientTlsOptions } from './tls-client';
+import type { ClientTlsOptions } from '@tollstream/service-kit';
 
 /**
  * The client TLS options of the command-line tools (tollstream, the simulator), the same everywhere
