@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from './logger';
 import type { ServiceTls } from './tls';
 
@@ -40,6 +40,7 @@ export async function startOpsHttpServer(options: OpsHttpServerOptions): Promise
       else response.destroy();
     });
   };
+  if (options.tls) registerCertificateExpiry(registry, options.tls);
   const certificates = options.tls?.opsHttp ? options.tls.certificates : undefined;
   let stopReloading = (): void => undefined;
   let server: Server;
@@ -115,6 +116,22 @@ export async function startOpsHttpServer(options: OpsHttpServerOptions): Promise
         server.closeAllConnections();
       }),
   };
+}
+
+const CERTIFICATE_EXPIRY_METRIC = 'tollstream_tls_certificate_expiry_timestamp_seconds';
+
+/** The served certificate's notAfter, so an alert fires when a renewal did not reach the pod (ADR 0017). */
+function registerCertificateExpiry(registry: Registry, tls: ServiceTls): void {
+  if (registry.getSingleMetric(CERTIFICATE_EXPIRY_METRIC)) return;
+  new Gauge({
+    name: CERTIFICATE_EXPIRY_METRIC,
+    help: 'When the TLS certificate the service serves expires (Unix seconds); it moves forward when a renewed certificate is loaded.',
+    registers: [registry],
+    collect() {
+      const notAfter = tls.certificates.notAfter;
+      if (notAfter) this.set(notAfter.getTime() / 1000);
+    },
+  });
 }
 
 function sendJson(response: ServerResponse, statusCode: number, body: object, headers: Record<string, string> = {}): void {

@@ -179,6 +179,10 @@ describe('the ops HTTP port with TLS', () => {
     expect((await httpsGetText(`https://localhost:${ops.port}/readyz`, { caFile: ca.caFile }, 5_000)).status).toBe(200);
     const samples = await readMetrics(`https://127.0.0.1:${ops.port}/metrics`, 5_000, { caFile: ca.caFile });
     expect(samples.some((sample) => sample.name === 'process_cpu_user_seconds_total')).toBe(true);
+    // The test CA issues for two days.
+    const expiry = samples.find((sample) => sample.name === 'tollstream_tls_certificate_expiry_timestamp_seconds')?.value ?? 0;
+    expect(expiry * 1000 - Date.now()).toBeGreaterThan(47 * 3_600_000);
+    expect(expiry * 1000 - Date.now()).toBeLessThan(49 * 3_600_000);
   });
 
   it('is refused by a client that does not trust the CA and does not answer plain HTTP', async () => {

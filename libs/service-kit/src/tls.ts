@@ -110,6 +110,12 @@ export class ReloadingCertificates implements CertificateProvider {
     this.logLoaded('tls certificate loaded');
   }
 
+  /** When the served certificate expires (its notAfter), for the expiry gauge. */
+  get notAfter(): Date | undefined {
+    const leaf = firstCertificate(this.current.cert);
+    return leaf ? new Date(leaf.validTo) : undefined;
+  }
+
   /** Certificate and key for a node TLS server (the ops port: no client certificates, probes cannot present one). */
   serverContextOptions(): SecureContextOptions {
     return { cert: this.current.cert, key: this.current.key };
