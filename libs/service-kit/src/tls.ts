@@ -92,7 +92,7 @@ interface PemSet {
  * while someone listens. A new set is used only when it is valid as a whole (the key matches the
  * certificate, the PEM parses): files caught half-replaced keep the last good set, with a warning.
  *
- * It is a grpc-js CertificateProvider (experimental API, grpc-js >= 1.12) for the gRPC server, and gives
+ * It is a grpc-js CertificateProvider (experimental API, used with grpc-js 1.14) for the gRPC server, and gives
  * node TLS servers the same updates (setSecureContext), so one timer serves both ports.
  */
 export class ReloadingCertificates implements CertificateProvider {
