@@ -368,9 +368,10 @@ retries); 130 interrupted (Ctrl-C): rerun the same command to resume.`,
         ),
       );
 
-  warehouseOptions(
-    program
-      .command('sql')
+  addClientTlsOptions(
+    warehouseOptions(
+      program
+        .command('sql')
       .description(
         'Run one read-only SQL statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) against the warehouse and print the result. ' +
           'Uses CLICKHOUSE_URL when set; else the query endpoint of the running warehouse-loader; else opens the embedded warehouse.',
@@ -378,9 +379,13 @@ retries); 130 interrupted (Ctrl-C): rerun the same command to resume.`,
       .argument('<statement>', 'e.g. "SELECT * FROM tolls.traffic_per_station_slot ORDER BY slot_start DESC LIMIT 10"')
       .addOption(new Option('--format <format>', 'output format').choices(resultFormats).default('table'))
       .option('--max-rows <n>', 'rows to print at most', integerOption(1, 1_000_000), 1_000),
+    ),
+    io.env,
   ).action(async (statement: string, _options: unknown, command: Command) => {
     try {
-      await runSql(statement, command.opts<SqlCommandOptions>(), io.stdout, io.stderr);
+      const options = command.opts<SqlCommandOptions & ClientTlsCommandOptions>();
+      // The TLS options reach the loader's query endpoint (an https URL in its endpoint file).
+      await runSql(statement, { ...options, endpointTls: clientTlsFromOptions(options) }, io.stdout, io.stderr);
     } catch (error) {
       if (error instanceof WarehouseCommandError || (error instanceof Error && error.name === 'StatementNotAllowedError')) {
         throw new FatalCliError(error.message);

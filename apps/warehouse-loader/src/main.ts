@@ -171,7 +171,7 @@ void runService({
     if (queryClient) {
       const host = config.WAREHOUSE_HTTP_HOST === '0.0.0.0' || config.WAREHOUSE_HTTP_HOST === '::' ? '127.0.0.1' : config.WAREHOUSE_HTTP_HOST;
       writeQueryEndpointFile(config.WAREHOUSE_DATA_DIR, {
-        url: `http://${host.includes(':') ? `[${host}]` : host}:${ops.port}`,
+        url: `${tls?.opsHttp ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${ops.port}`,
         token: queryToken,
         pid: process.pid,
         database: config.WAREHOUSE_DATABASE,

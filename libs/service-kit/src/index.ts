@@ -14,5 +14,5 @@ export { bearerTokenFrom, constantTimeEquals } from './grpc-auth';
 export { grpcStatusError, hasServiceCredential, InvalidArgumentError } from './grpc-errors';
 export { grpcTlsConfigShape, loadServiceTls, ReloadingCertificates, tlsConfigShape } from './tls';
 export type { ReloadingCertificatesOptions, ServiceTls, TlsConfig } from './tls';
-export { ClientTlsError, grpcClientCredentials, httpsClientOptions, httpsGetText, usesTls } from './tls-client';
-export type { ClientTlsOptions } from './tls-client';
+export { ClientTlsError, grpcClientCredentials, httpsClientOptions, httpsGetText, httpsRequestText, usesTls } from './tls-client';
+export type { ClientTlsOptions, HttpsRequest } from './tls-client';

@@ -65,21 +65,38 @@ export function httpsClientOptions(options: ClientTlsOptions): Pick<RequestOptio
   return { ca: pem.ca, cert: pem.cert, key: pem.key, servername: options.serverName };
 }
 
-/**
- * GET over https with a private CA or client certificate (fetch cannot take either), bounded in time and size.
- * Resolves with the status and body text.
- */
+export interface HttpsRequest {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+/** GET over https with a private CA or a client certificate (see httpsRequestText). */
 export function httpsGetText(url: string, options: ClientTlsOptions, timeoutMs: number, maxBytes = 16 * 1024 * 1024): Promise<{ status: number; text: string }> {
+  return httpsRequestText(url, {}, options, timeoutMs, maxBytes);
+}
+
+/**
+ * One request over https with a private CA, a client certificate or a server-name override (fetch can
+ * take none of them), bounded in time and answer size. Resolves with the status and the body text.
+ */
+export function httpsRequestText(
+  url: string,
+  request: HttpsRequest,
+  options: ClientTlsOptions,
+  timeoutMs: number,
+  maxBytes = 16 * 1024 * 1024,
+): Promise<{ status: number; text: string }> {
   const tlsOptions = httpsClientOptions(options);
   return new Promise((resolve, reject) => {
     // agent: false: a connection of its own, so a rotated server certificate is seen (no kept-alive or resumed session).
-    const request = httpsRequest(url, { method: 'GET', ...tlsOptions, agent: false, timeout: timeoutMs }, (response) => {
+    const outgoing = httpsRequest(url, { method: request.method ?? 'GET', headers: request.headers, ...tlsOptions, agent: false, timeout: timeoutMs }, (response) => {
       const chunks: Buffer[] = [];
       let size = 0;
       response.on('data', (chunk: Buffer) => {
         size += chunk.length;
         if (size > maxBytes) {
-          request.destroy(new Error(`${url}: answer larger than ${maxBytes} bytes`));
+          outgoing.destroy(new Error(`${url}: answer larger than ${maxBytes} bytes`));
           return;
         }
         chunks.push(chunk);
@@ -87,8 +104,8 @@ export function httpsGetText(url: string, options: ClientTlsOptions, timeoutMs: 
       response.on('end', () => resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
       response.on('error', reject);
     });
-    request.on('timeout', () => request.destroy(new Error(`${url}: no answer within ${timeoutMs} ms`)));
-    request.on('error', reject);
-    request.end();
+    outgoing.on('timeout', () => outgoing.destroy(new Error(`${url}: no answer within ${timeoutMs} ms`)));
+    outgoing.on('error', reject);
+    outgoing.end(request.body);
   });
 }
