@@ -6,8 +6,6 @@ import type * as protoLoader from '@grpc/proto-loader';
 import { grpcClientCredentials, httpsGetText, type ClientTlsOptions } from '@tollstream/service-kit';
 import { createTestCertificateAuthority, tempDir, type TempDirHandle, type TestCertificateAuthority, type TestCertificateFiles } from '@tollstream/testing';
 import { service as healthService } from 'grpc-health-check';
-import { queryThroughEndpoint, readQueryEndpointFile } from '@tollstream/warehouse';
-import { join } from 'node:path';
 import { SERVICES, startPipeline, type Pipeline } from './pipeline';
 
 jest.setTimeout(240_000);
@@ -61,12 +59,4 @@ it.each([...SERVICES])('%s serves /healthz and /metrics over HTTPS only', async 
   const metrics = await httpsGetText(`https://127.0.0.1:${port}/metrics`, { caFile: ca.caFile }, 5_000);
   expect(metrics.text).toMatch(/^tollstream_tls_certificate_expiry_timestamp_seconds\{service="[a-z-]+"\} \d+/m);
   await expect(fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(5_000) })).rejects.toThrow();
-});
-
-it("publishes the warehouse-loader's query endpoint as https, and `tollstream sql`'s client reaches it with the CA", async () => {
-  const endpoint = readQueryEndpointFile(join(pipeline?.dir.path ?? '', 'warehouse'));
-  expect(endpoint?.url).toBe(`https://127.0.0.1:${pipeline?.services.get('warehouse-loader')?.httpPort}`);
-  if (!endpoint) return;
-  expect((await queryThroughEndpoint(endpoint, 'SELECT 1 AS one', { caFile: ca.caFile })).rows).toEqual([[1]]);
-  await expect(queryThroughEndpoint(endpoint, 'SELECT 1', { tls: true })).rejects.toThrow(/unable to verify the first certificate|self-signed certificate/);
 });

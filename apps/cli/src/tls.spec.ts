@@ -11,6 +11,7 @@ import {
   readTransactionStream,
   startIngestor,
   startNats,
+  startService,
   tempDir,
   type NatsHandle,
   type ServiceProcess,
@@ -131,5 +132,41 @@ describe('the station API with mutual TLS (real ingestor process)', () => {
     await runCli(['watch', '--once', '--json', '--interval', '1', '--ports', `ingestor=${ingestor.httpPort}`, '--tls'], untrusted);
     const row = (JSON.parse(untrusted.out().trim().split('\n').pop() as string) as { services: Array<{ name: string; state: string; details: string }> }).services.find((service) => service.name === 'ingestor');
     expect(row).toMatchObject({ state: 'down', details: expect.stringMatching(/certificate/) });
+  });
+});
+
+describe('tollstream sql through the query endpoint of a warehouse-loader with TLS (real loader process)', () => {
+  let nats: NatsHandle;
+  let loader: ServiceProcess;
+  let dir: TempDirHandle;
+  let ca: TestCertificateAuthority;
+  let dataDir: string;
+
+  beforeAll(async () => {
+    dir = await tempDir('cli-sql-tls');
+    ca = createTestCertificateAuthority(dir.path, 'ca');
+    const server = ca.issueServer('loader');
+    dataDir = join(dir.path, 'warehouse');
+    nats = await startNats();
+    loader = await startService({
+      app: 'warehouse-loader',
+      httpPortVariable: 'WAREHOUSE_HTTP_PORT',
+      env: { NATS_URL: nats.url, WAREHOUSE_DATA_DIR: dataDir, WAREHOUSE_HTTP_HOST: '127.0.0.1', TLS_CERT_FILE: server.certFile, TLS_KEY_FILE: server.keyFile, LOG_LEVEL: 'info' },
+    });
+  });
+  afterAll(async () => {
+    await loader?.stop();
+    await nats?.stop();
+    await dir?.remove();
+  });
+
+  it('finds the https endpoint and queries it with --tls-ca-file; without the CA it says why', async () => {
+    const io = memoryIo();
+    expect(await runCli(['sql', 'SELECT 1 AS one', '--data-dir', dataDir, '--format', 'json', '--tls-ca-file', ca.caFile], io)).toBe(0);
+    expect(JSON.parse(io.out())).toEqual([{ one: 1 }]);
+    expect(io.err()).toBe('');
+    const untrusted = memoryIo();
+    expect(await runCli(['sql', 'SELECT 1', '--data-dir', dataDir, '--tls'], untrusted)).toBe(1);
+    expect(untrusted.err()).toMatch(/^error: .*unable to verify the first certificate/);
   });
 });
