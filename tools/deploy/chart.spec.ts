@@ -89,8 +89,11 @@ describe.each(Object.entries(valuesSets))('the chart with %s values', (_name, ar
       const [container] = spec.containers;
       const portNames = (container.ports ?? []).map((port) => port.name);
       expect(portNames).toContain('http');
-      expect(container.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
-      expect(container.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'http' });
+      // HTTPS exactly when the service serves its ops port with TLS (ADR 0017).
+      const scheme = configMap?.data?.['TLS_CERT_FILE'] && configMap.data['TLS_OPS_HTTP'] === 'true' ? 'HTTPS' : 'HTTP';
+      expect(container.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'http', scheme });
+      expect(container.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'http', scheme });
+      expect(container.startupProbe?.httpGet).toEqual({ path: '/healthz', port: 'http', scheme });
       expect(container.startupProbe?.httpGet?.path).toBe('/healthz');
       const security = (deployment.spec as { template: { spec: { securityContext: { runAsNonRoot: boolean } } } }).template.spec.securityContext;
       expect(security.runAsNonRoot).toBe(true);
@@ -174,5 +177,85 @@ describe('values.schema.json', () => {
 
   it('explains a missing requirement of the KEDA scaler', () => {
     expect(rejected('services.windower.autoscaling.mode=keda')).toContain('services.windower.autoscaling.consumer');
+  });
+});
+
+describe('in-process TLS (ADR 0017)', () => {
+  interface SecretVolume {
+    name: string;
+    secret?: { secretName: string; items?: Array<{ key: string; path: string }> };
+  }
+  const deploymentsOf = (manifests: Manifest[]) => manifests.filter((m) => m.kind === 'Deployment');
+  const containerOf = (deployment: Manifest) => (deployment.spec as { template: { spec: PodSpec } }).template.spec.containers[0];
+  const volumesOf = (deployment: Manifest) => ((deployment.spec as { template: { spec: { volumes?: SecretVolume[] } } }).template.spec.volumes ?? []);
+  const configOf = (manifests: Manifest[], deployment: Manifest) => manifests.find((m) => m.kind === 'ConfigMap' && m.metadata.name === deployment.metadata.name)?.data ?? {};
+  const appOf = (deployment: Manifest) => deployment.metadata.labels?.['app.kubernetes.io/name'];
+
+  it('is off by default: the TLS variables are empty and no certificate is mounted', () => {
+    const manifests = renderChart(valuesSets['default']);
+    for (const deployment of deploymentsOf(manifests)) {
+      const config = configOf(manifests, deployment);
+      expect({ app: appOf(deployment), cert: config['TLS_CERT_FILE'], key: config['TLS_KEY_FILE'] }).toEqual({ app: appOf(deployment), cert: '', key: '' });
+      expect(volumesOf(deployment).map((volume) => volume.name)).not.toContain('tls');
+    }
+  });
+
+  it('mounts the certificate Secrets by reference and points the variables at the mounted files (production values)', () => {
+    const manifests = renderChart(valuesSets['production']);
+    for (const deployment of deploymentsOf(manifests)) {
+      const app = appOf(deployment);
+      const config = configOf(manifests, deployment);
+      const container = containerOf(deployment);
+      const tlsVolume = volumesOf(deployment).find((volume) => volume.name === 'tls');
+      // The ingestor has its own certificate (the stations' name); the others share the internal one.
+      expect(tlsVolume?.secret).toEqual({
+        secretName: app === 'ingestor' ? 'tollstream-ingestor-tls' : 'tollstream-internal-tls',
+        items: [{ key: 'tls.crt', path: 'tls.crt' }, { key: 'tls.key', path: 'tls.key' }],
+      });
+      // A directory mount, never subPath: Kubernetes only refreshes a renewed Secret in directory mounts.
+      const mount = container.volumeMounts?.find((entry) => entry.name === 'tls') as { mountPath: string; subPath?: string; readOnly?: boolean };
+      expect(mount).toEqual({ name: 'tls', mountPath: '/var/run/secrets/tollstream/tls', readOnly: true });
+      expect(config['TLS_CERT_FILE']).toBe(`${mount.mountPath}/tls.crt`);
+      expect(config['TLS_KEY_FILE']).toBe(`${mount.mountPath}/tls.key`);
+      expect(config['TLS_RELOAD_INTERVAL']).toBe('1m');
+      expect(config['TLS_OPS_HTTP']).toBe('true');
+    }
+    const ingestor = deploymentsOf(manifests).find((deployment) => appOf(deployment) === 'ingestor') as Manifest;
+    expect(volumesOf(ingestor).find((volume) => volume.name === 'tls-client-ca')?.secret).toEqual({ secretName: 'tollstream-station-ca', items: [{ key: 'ca.crt', path: 'ca.crt' }] });
+    expect(configOf(manifests, ingestor)['TLS_CLIENT_CA_FILE']).toBe('/var/run/secrets/tollstream/tls-client-ca/ca.crt');
+    const notifier = deploymentsOf(manifests).find((deployment) => appOf(deployment) === 'notifier') as Manifest;
+    expect(configOf(manifests, notifier)['TLS_CLIENT_CA_FILE']).toBe('');
+    // No certificate or key material in any rendered object: only Secret names.
+    expect(JSON.stringify(manifests)).not.toMatch(/BEGIN (CERTIFICATE|PRIVATE KEY)/);
+  });
+
+  it('scrapes over HTTPS with the configured tlsConfig when the ops port serves TLS', () => {
+    const monitors = renderChart(valuesSets['production']).filter((m) => m.kind === 'ServiceMonitor');
+    expect(monitors.length).toBeGreaterThan(0);
+    for (const monitor of monitors) {
+      expect((monitor.spec as { endpoints: unknown[] }).endpoints).toEqual([
+        expect.objectContaining({ port: 'http', scheme: 'https', tlsConfig: { ca: { secret: { name: 'tollstream-internal-tls', key: 'ca.crt' } }, serverName: 'tollstream-metrics.tolls.svc' } }),
+      ]);
+    }
+    const plainOps = renderChart([...valuesSets['production'], '--set', 'tls.opsHttp=false']);
+    for (const monitor of plainOps.filter((m) => m.kind === 'ServiceMonitor')) expect((monitor.spec as { endpoints: Array<{ scheme?: string }> }).endpoints[0].scheme).toBeUndefined();
+    for (const deployment of deploymentsOf(plainOps)) {
+      expect(containerOf(deployment).readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'http', scheme: 'HTTP' });
+      expect(configOf(plainOps, deployment)['TLS_OPS_HTTP']).toBe('false');
+    }
+  });
+
+  it('explains settings that cannot work', () => {
+    const failure = (...set: string[]) => {
+      const result = helm(['template', 'ci', chartDir, ...set.flatMap((value) => ['--set', value])]);
+      expect(result.status).not.toBe(0);
+      return result.stderr;
+    };
+    expect(failure('tls.enabled=true')).toContain('tls.enabled: set tls.secretName or services.billing-threshold.tls.secretName to an existing kubernetes.io/tls Secret');
+    expect(failure('tls.enabled=true', 'tls.secretName=t', 'services.windower.tls.clientCaSecret.name=ca', 'services.windower.tls.clientCaSecret.key=ca.crt')).toContain(
+      'services.windower.tls.clientCaSecret: mutual TLS is for gRPC ports and windower has none',
+    );
+    expect(failure('services.ingestor.tls.clientCaSecret.name=station-ca')).toContain('services.ingestor.tls.clientCaSecret: mutual TLS needs tls.enabled');
+    expect(failure('tls.reloadInterval=soon')).toContain('/tls/reloadInterval');
   });
 });

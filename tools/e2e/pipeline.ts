@@ -55,8 +55,9 @@ export interface Pipeline {
 /**
  * Starts nats-server and ingestor, billing-threshold, warehouse-loader, notifier; traffic-anomaly
  * (after which reference data can be put) and the windower are started by the scenario with `start`.
+ * The pipeline's own clients (address, loadReferences, the API helpers) speak plaintext.
  */
-export async function startPipeline(name: string): Promise<Pipeline> {
+export async function startPipeline(name: string, options: { env?: NodeJS.ProcessEnv } = {}): Promise<Pipeline> {
   const nats = await startNats();
   const dir = await tempDir(name);
   const file = (fileName: string, content: string) => {
@@ -71,7 +72,8 @@ export async function startPipeline(name: string): Promise<Pipeline> {
   const trafficTokenFile = file('traffic-token', `${TRAFFIC_TOKEN}\n`);
   const nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
   const jsm = await jetstreamManager(nc);
-  const common = { NATS_URL: nats.url, TOLL_TX_PARTITIONS: PARTITIONS, LOG_LEVEL: 'info' };
+  // options.env: variables every service gets (e.g. TLS_*); a service reads only those its schema knows.
+  const common = { NATS_URL: nats.url, TOLL_TX_PARTITIONS: PARTITIONS, LOG_LEVEL: 'info', ...options.env };
   const services = new Map<ServiceName, ServiceProcess>();
   const ports = (service: ServiceName) => ({ grpcPort: services.get(service)?.grpcPort, httpPort: services.get(service)?.httpPort });
 

@@ -1,6 +1,6 @@
 import { brokerConfigShape } from '@tollstream/messaging';
 import { isValidTimeZone } from '@tollstream/billing';
-import { durationMsSchema, portSchema } from '@tollstream/service-kit';
+import { durationMsSchema, grpcTlsConfigShape, portSchema } from '@tollstream/service-kit';
 import { z } from 'zod';
 
 const timeZoneSchema = z.string().refine(isValidTimeZone, { message: 'not an IANA time zone (e.g. UTC, America/New_York)' });
@@ -9,6 +9,8 @@ const timeZoneSchema = z.string().refine(isValidTimeZone, { message: 'not an IAN
 export const billingConfigSchema = z
   .object({
     ...brokerConfigShape,
+    /** In-process TLS (ADR 0017); unset: plaintext. */
+    ...grpcTlsConfigShape,
     BILLING_GRPC_HOST: z.string().default('0.0.0.0'),
     /** tolls.accounts.v1.AccountService for the mobile backend. */
     BILLING_GRPC_PORT: portSchema.default(50053),

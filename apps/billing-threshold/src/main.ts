@@ -19,6 +19,7 @@ import {
   createMetricsRegistry,
   Histogram,
   loadConfig,
+  loadServiceTls,
   loadServiceToken,
   runService,
   startGrpcServer,
@@ -36,6 +37,7 @@ void runService({
   shutdownGraceMs: billingConfigSchema.shape.SHUTDOWN_GRACE_MS.catch(20_000).parse(process.env['SHUTDOWN_GRACE_MS']),
   start: async () => {
     const config = loadConfig(billingConfigSchema);
+    const tls = loadServiceTls(config, logger);
     const apiToken = loadServiceToken(config.ACCOUNT_API_TOKEN_FILE, config.ACCOUNT_API_TOKEN, 'ACCOUNT_API_TOKEN_FILE');
     const policy: BillingPolicy = { operatorTimeZone: config.OPERATOR_TIME_ZONE, ledgerRetentionMs: config.BILLING_LEDGER_RETENTION };
 
@@ -261,8 +263,9 @@ void runService({
     }
 
     let ready = false;
-    const ops = await startOpsHttpServer({ port: config.BILLING_HTTP_PORT, registry, isReady: () => ready && !nc.isClosed(), logger });
+    const ops = await startOpsHttpServer({ port: config.BILLING_HTTP_PORT, registry, isReady: () => ready && !nc.isClosed(), logger, tls });
     const grpcServer = await startGrpcServer({
+      tls,
       host: config.BILLING_GRPC_HOST,
       port: config.BILLING_GRPC_PORT,
       logger,

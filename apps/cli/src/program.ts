@@ -1,5 +1,7 @@
 import {
+  addClientTlsOptions,
   CheckpointError,
+  clientTlsFromOptions,
   defaultCheckpointPath,
   InputFileError,
   inputFormats,
@@ -8,6 +10,7 @@ import {
   type InputFormat,
   type SendSummary,
 } from '@tollstream/station-sender';
+import { ClientTlsError, grpcClientCredentials, httpsClientOptions } from '@tollstream/service-kit';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { barReporter, plainReporter, silentReporter, type ProgressReporter } from './progress-reporter';
@@ -33,7 +36,15 @@ export interface CliIo {
   handleSignals: boolean;
 }
 
-interface SendCommandOptions {
+interface ClientTlsCommandOptions {
+  tls?: boolean;
+  tlsCaFile?: string;
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  tlsServerName?: string;
+}
+
+interface SendCommandOptions extends ClientTlsCommandOptions {
   ingestAddress: string;
   tokenFile?: string;
   format?: InputFormat;
@@ -125,6 +136,8 @@ async function resolveToken(options: SendCommandOptions, env: NodeJS.ProcessEnv)
 async function runSend(file: string, options: SendCommandOptions, io: CliIo): Promise<number> {
   const write = (text: string) => io.stderr.write(text);
   const token = await resolveToken(options, io.env);
+  // Unreadable TLS files are a usage error: reported before the first line is read.
+  grpcClientCredentials(clientTlsFromOptions(options));
   const reporter: ProgressReporter = !options.progress
     ? silentReporter(write)
     : io.stderrIsTTY
@@ -160,6 +173,7 @@ async function runSend(file: string, options: SendCommandOptions, io: CliIo): Pr
       inputPath: file,
       format: options.format,
       ingestAddress: options.ingestAddress,
+      tls: clientTlsFromOptions(options),
       token,
       batchSize: options.batchSize,
       inFlight: options.inFlight,
@@ -228,8 +242,9 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
     .showHelpAfterError('(add --help for usage)')
     .exitOverride();
 
-  program
-    .command('send')
+  addClientTlsOptions(
+    program
+      .command('send')
     .description(
       'Send a file of toll transactions (NDJSON or CSV) to the ingestor, in batches, with retries ' +
         'and a checkpoint so that a rerun resumes where an interrupted run stopped.',
@@ -256,7 +271,9 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
     .option('--no-progress', 'no progress bar or progress lines')
     .option('--progress-interval <s>', 'seconds between progress lines when stderr is not a terminal', integerOption(1, 3_600), 5)
     .option('--json', 'print the summary as JSON on stdout')
-    .option('--max-reported <n>', 'unparseable lines and rejected records listed in the summary', integerOption(0, 100_000), 20)
+    .option('--max-reported <n>', 'unparseable lines and rejected records listed in the summary', integerOption(0, 100_000), 20),
+    io.env,
+  )
     .addHelpText(
       'after',
       `
@@ -303,8 +320,9 @@ retries); 130 interrupted (Ctrl-C): rerun the same command to resume.`,
       }
     });
 
-  program
-    .command('watch')
+  addClientTlsOptions(
+    program
+      .command('watch')
     .description(
       'Live view of the running platform: rate, CPU, memory and dead letters of each service (from its /metrics), ' +
         'consumer lag and dead letters by source (JetStream), warehouse freshness, the latest alerts. Read-only; Ctrl-C to quit.',
@@ -315,10 +333,15 @@ retries); 130 interrupted (Ctrl-C): rerun the same command to resume.`,
     .option('--interval <seconds>', 'refresh every this many seconds', integerOption(1, 3600), 2)
     .option('--max-alerts <n>', 'latest alerts shown of each kind (traffic, spending)', integerOption(1, 100), 8)
     .option('--once', 'print one screen (two readings, so rates show) and exit')
-    .option('--json', 'print each reading as one JSON line instead of a screen')
+    .option('--json', 'print each reading as one JSON line instead of a screen'),
+    io.env,
+  )
     .action(async (_options: unknown, command: Command) => {
-      const options = command.opts<{ natsUrl: string; host: string; ports: Record<string, number>; interval: number; maxAlerts: number; once?: boolean; json?: boolean }>();
-      const watchOptions: WatchCommandOptions = { ...options, intervalSeconds: options.interval };
+      const options = command.opts<{ natsUrl: string; host: string; ports: Record<string, number>; interval: number; maxAlerts: number; once?: boolean; json?: boolean } & ClientTlsCommandOptions>();
+      const tls = clientTlsFromOptions(options);
+      // A wrong CA or key path is a usage error, not a service that does not answer.
+      httpsClientOptions(tls);
+      const watchOptions: WatchCommandOptions = { ...options, intervalSeconds: options.interval, tls };
       let stop: () => void = () => undefined;
       const stopped = new Promise<void>((resolve) => {
         stop = resolve;
@@ -345,9 +368,10 @@ retries); 130 interrupted (Ctrl-C): rerun the same command to resume.`,
         ),
       );
 
-  warehouseOptions(
-    program
-      .command('sql')
+  addClientTlsOptions(
+    warehouseOptions(
+      program
+        .command('sql')
       .description(
         'Run one read-only SQL statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) against the warehouse and print the result. ' +
           'Uses CLICKHOUSE_URL when set; else the query endpoint of the running warehouse-loader; else opens the embedded warehouse.',
@@ -355,9 +379,13 @@ retries); 130 interrupted (Ctrl-C): rerun the same command to resume.`,
       .argument('<statement>', 'e.g. "SELECT * FROM tolls.traffic_per_station_slot ORDER BY slot_start DESC LIMIT 10"')
       .addOption(new Option('--format <format>', 'output format').choices(resultFormats).default('table'))
       .option('--max-rows <n>', 'rows to print at most', integerOption(1, 1_000_000), 1_000),
+    ),
+    io.env,
   ).action(async (statement: string, _options: unknown, command: Command) => {
     try {
-      await runSql(statement, command.opts<SqlCommandOptions>(), io.stdout, io.stderr);
+      const options = command.opts<SqlCommandOptions & ClientTlsCommandOptions>();
+      // The TLS options reach the loader's query endpoint (an https URL in its endpoint file).
+      await runSql(statement, { ...options, endpointTls: clientTlsFromOptions(options) }, io.stdout, io.stderr);
     } catch (error) {
       if (error instanceof WarehouseCommandError || (error instanceof Error && error.name === 'StatementNotAllowedError')) {
         throw new FatalCliError(error.message);
@@ -442,7 +470,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       // --help and --version end here with code 0; usage errors were already printed.
       return error.exitCode === 0 ? ExitCode.ok : ExitCode.fatal;
     }
-    if (error instanceof FatalCliError || error instanceof InputFileError || error instanceof CheckpointError) {
+    if (error instanceof FatalCliError || error instanceof InputFileError || error instanceof CheckpointError || error instanceof ClientTlsError) {
       io.stderr.write(`error: ${error.message}\n`);
       return ExitCode.fatal;
     }

@@ -1,3 +1,4 @@
+import type { ClientTlsOptions } from '@tollstream/service-kit';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {
@@ -20,6 +21,8 @@ export interface WarehouseCommandOptions {
 export interface SqlCommandOptions extends WarehouseCommandOptions {
   format: ResultFormat;
   maxRows: number;
+  /** TLS to the loader's query endpoint when its ops port serves HTTPS (ADR 0017). */
+  endpointTls?: ClientTlsOptions;
 }
 
 export interface MigrateCommandOptions extends WarehouseCommandOptions {
@@ -49,7 +52,7 @@ export async function runSql(sql: string, options: SqlCommandOptions, stdout: No
     if (endpoint) {
       source = `warehouse-loader (pid ${endpoint.pid}) at ${endpoint.url}`;
       try {
-        result = await queryThroughEndpoint(endpoint, sql);
+        result = await queryThroughEndpoint(endpoint, sql, options.endpointTls);
       } catch (error) {
         throw new WarehouseCommandError(errorText(error));
       }

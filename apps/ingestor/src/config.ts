@@ -1,10 +1,12 @@
 import { brokerConfigShape } from '@tollstream/messaging';
-import { durationMsSchema, portSchema } from '@tollstream/service-kit';
+import { durationMsSchema, grpcTlsConfigShape, portSchema } from '@tollstream/service-kit';
 import { z } from 'zod';
 
 /** Every environment variable the ingestor reads. The Helm chart sets exactly these. */
 export const ingestorConfigSchema = z.object({
   ...brokerConfigShape,
+  /** In-process TLS (ADR 0017); unset: plaintext. */
+  ...grpcTlsConfigShape,
   INGEST_GRPC_HOST: z.string().default('0.0.0.0'),
   INGEST_GRPC_PORT: portSchema.default(50051),
   INGEST_HTTP_PORT: portSchema.default(9464),

@@ -20,6 +20,7 @@ import {
   Gauge,
   Histogram,
   loadConfig,
+  loadServiceTls,
   runService,
   startGrpcServer,
   startOpsHttpServer,
@@ -35,6 +36,7 @@ void runService({
   shutdownGraceMs: ingestorConfigSchema.shape.SHUTDOWN_GRACE_MS.catch(20_000).parse(process.env['SHUTDOWN_GRACE_MS']),
   start: async () => {
     const config = loadConfig(ingestorConfigSchema);
+    const tls = loadServiceTls(config, logger);
     const credentials = StationCredentials.fromFile(config.INGEST_STATION_CREDENTIALS_FILE);
     const registry = createMetricsRegistry('ingestor');
     const records = new Counter({
@@ -140,8 +142,9 @@ void runService({
     });
 
     let ready = false;
-    const ops = await startOpsHttpServer({ port: config.INGEST_HTTP_PORT, registry, isReady: () => ready && !nc.isClosed(), logger });
+    const ops = await startOpsHttpServer({ port: config.INGEST_HTTP_PORT, registry, isReady: () => ready && !nc.isClosed(), logger, tls });
     const grpcServer = await startGrpcServer({
+      tls,
       host: config.INGEST_GRPC_HOST,
       port: config.INGEST_GRPC_PORT,
       logger,

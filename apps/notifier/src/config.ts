@@ -1,11 +1,13 @@
 import { brokerConfigShape } from '@tollstream/messaging';
-import { durationMsSchema, portSchema } from '@tollstream/service-kit';
+import { durationMsSchema, grpcTlsConfigShape, portSchema } from '@tollstream/service-kit';
 import { z } from 'zod';
 
 /** Every environment variable the notifier reads. The Helm chart sets exactly these. */
 export const notifierConfigSchema = z
   .object({
     ...brokerConfigShape,
+    /** In-process TLS (ADR 0017); unset: plaintext. */
+    ...grpcTlsConfigShape,
     NOTIFIER_GRPC_HOST: z.string().default('0.0.0.0'),
     /** tolls.notifications.v1.NotificationService for the mobile backend. */
     NOTIFIER_GRPC_PORT: portSchema.default(50055),

@@ -19,6 +19,7 @@ import {
   Gauge,
   Histogram,
   loadConfig,
+  loadServiceTls,
   loadServiceToken,
   runService,
   startGrpcServer,
@@ -45,6 +46,7 @@ void runService({
   shutdownGraceMs: notifierConfigSchema.shape.SHUTDOWN_GRACE_MS.catch(20_000).parse(process.env['SHUTDOWN_GRACE_MS']),
   start: async () => {
     const config = loadConfig(notifierConfigSchema);
+    const tls = loadServiceTls(config, logger);
     const apiToken = loadServiceToken(config.NOTIFICATION_API_TOKEN_FILE, config.NOTIFICATION_API_TOKEN, 'NOTIFICATION_API_TOKEN_FILE');
     const targets = loadTargets(config);
 
@@ -130,8 +132,9 @@ void runService({
     }
 
     let ready = false;
-    const ops = await startOpsHttpServer({ port: config.NOTIFIER_HTTP_PORT, registry, isReady: () => ready && !nc.isClosed(), logger });
+    const ops = await startOpsHttpServer({ port: config.NOTIFIER_HTTP_PORT, registry, isReady: () => ready && !nc.isClosed(), logger, tls });
     const grpcServer = await startGrpcServer({
+      tls,
       host: config.NOTIFIER_GRPC_HOST,
       port: config.NOTIFIER_GRPC_PORT,
       logger,

@@ -30,6 +30,18 @@ describe('simulator command line', () => {
   });
   afterAll(() => dir.remove());
 
+  it('offers the client TLS options (ADR 0017) and refuses half a client certificate before generating traffic', async () => {
+    const help = await cli(['run', '--help']);
+    for (const option of ['--tls ', '--tls-ca-file <file>', '--tls-cert-file <file>', '--tls-key-file <file>', '--tls-server-name <name>']) expect(help.stdout).toContain(option);
+    const tokenFile = join(dir.path, 'tls.token');
+    await writeFile(tokenFile, 'st-token-0123456789');
+    const half = await cli(['run', '--token-file', tokenFile, '--tls-cert-file', join(dir.path, 'station.crt'), '--max-records', '1']);
+    expect(half).toMatchObject({ code: 1, stderr: 'error: a client certificate needs both --tls-cert-file and --tls-key-file\n' });
+    const missing = await cli(['run', '--token-file', tokenFile, '--tls-ca-file', join(dir.path, 'nope.crt'), '--max-records', '1']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^error: cannot read the CA file .*nope\.crt: ENOENT\n$/);
+  });
+
   it.each([
     ['duplicates=1.5', 'fault "duplicates=1.5": duplicates: "1.5" is not a fraction between 0 and 1'],
     ['late=5m', 'fault "late=5m": expected DUR:F'],

@@ -1,4 +1,6 @@
 import { faultSyntax, FaultSyntaxError, parseDuration, parseFaults, type TrafficPattern } from '@tollstream/simulator';
+import { ClientTlsError, grpcClientCredentials } from '@tollstream/service-kit';
+import { addClientTlsOptions, clientTlsFromOptions } from '@tollstream/station-sender';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { RunError, runSimulation } from './run';
@@ -9,6 +11,8 @@ export interface SimulatorIo {
   stderr: NodeJS.WritableStream;
   /** Stop cleanly on SIGINT/SIGTERM (the real process only). */
   handleSignals: boolean;
+  /** Environment fallbacks of options (TLS_CA_FILE …); none when absent. */
+  env?: NodeJS.ProcessEnv;
 }
 
 class FatalError extends Error {}
@@ -74,6 +78,11 @@ interface ModelOptions {
 }
 
 interface RunOptions extends ModelOptions {
+  tls?: boolean;
+  tlsCaFile?: string;
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  tlsServerName?: string;
   ingestAddress: string;
   tokenFile?: string;
   rate: number;
@@ -118,7 +127,7 @@ export function createProgram(io: SimulatorIo, onSummary: (exitCode: number) => 
     .showHelpAfterError('(add --help for usage)')
     .exitOverride();
 
-  addModelOptions(program.command('run', { isDefault: true }).description('Generate traffic and submit it through the ingest API like stations do (default command).'))
+  const runCommand = addModelOptions(program.command('run', { isDefault: true }).description('Generate traffic and submit it through the ingest API like stations do (default command).'))
     .option('--ingest-address <host:port>', 'the ingestor gRPC address', addressOption, '127.0.0.1:50051')
     .option('--token-file <file>', 'file holding the station bearer token (never printed)')
     .option('--duration <seconds>', 'stop after this many seconds; 0 = until SIGINT/SIGTERM', integerOption(0, 365 * 86_400), 0)
@@ -130,12 +139,16 @@ export function createProgram(io: SimulatorIo, onSummary: (exitCode: number) => 
     .option('--http-port <port>', 'serve Prometheus /metrics on this port', integerOption(0, 65_535))
     .option('--account-service <host:port>', 'set every account threshold through the AccountService first', addressOption)
     .option('--account-token-file <file>', 'bearer token file for --account-service')
-    .option('--progress-interval <seconds>', 'seconds between progress lines', integerOption(1, 3_600), 5)
+    .option('--progress-interval <seconds>', 'seconds between progress lines', integerOption(1, 3_600), 5);
+  addClientTlsOptions(runCommand, io.env ?? {})
     .action(async (options: RunOptions) => {
       if (!options.tokenFile) throw new FatalError('--token-file is required: the station bearer token the ingestor knows');
       if (options.backfill > maxBackfillMs) throw new FatalError('--backfill must stay below the ingestor acceptance horizon (72h by default); at most 71h');
       if ((options.accountService === undefined) !== (options.accountTokenFile === undefined)) throw new FatalError('--account-service and --account-token-file go together');
       const token = await readToken(options.tokenFile, 'token file');
+      const tls = clientTlsFromOptions(options);
+      // A wrong CA or key path stops the run before any traffic is generated.
+      grpcClientCredentials(tls);
       const accountService = options.accountService && options.accountTokenFile ? { address: options.accountService, token: await readToken(options.accountTokenFile, 'account token file') } : undefined;
       const controller = new AbortController();
       const stop = (signal: NodeJS.Signals) => {
@@ -153,6 +166,7 @@ export function createProgram(io: SimulatorIo, onSummary: (exitCode: number) => 
           durationS: options.duration,
           backfillMs: options.backfill,
           accountService,
+          tls,
           progressIntervalMs: options.progressInterval * 1000,
           signal: controller.signal,
           writeLine: (line) => io.stdout.write(`${line}\n`),
@@ -189,7 +203,7 @@ export async function runSimulatorCli(argv: readonly string[], io: SimulatorIo):
     return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 1;
-    if (error instanceof FatalError || error instanceof RunError || error instanceof FaultSyntaxError || error instanceof RangeError) {
+    if (error instanceof FatalError || error instanceof RunError || error instanceof FaultSyntaxError || error instanceof RangeError || error instanceof ClientTlsError) {
       io.stderr.write(`error: ${error.message}\n`);
       return 1;
     }

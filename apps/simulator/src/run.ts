@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { AccountServiceClient, RejectionCode, TransactionStatus, type GetSpendingThresholdResponse, type TollTransaction, type TransactionResult } from '@tollstream/contracts';
-import { Counter, createLogger, createMetricsRegistry, Gauge, startOpsHttpServer, type OpsHttpServer } from '@tollstream/service-kit';
+import { Counter, createLogger, createMetricsRegistry, Gauge, grpcClientCredentials, startOpsHttpServer, type ClientTlsOptions, type OpsHttpServer } from '@tollstream/service-kit';
 import { buildTrafficModel, parseFaults, TrafficGenerator, type GenerationReport, type StationBatch, type TrafficPattern } from '@tollstream/simulator';
 import { createGrpcIngestTransport, isRetryableStatus, type IngestTransport } from '@tollstream/station-sender';
 
@@ -37,6 +37,8 @@ export interface RunSettings extends ModelSettings {
   concurrency: number;
   httpPort?: number;
   accountService?: { address: string; token: string };
+  /** TLS to the ingestor and the AccountService (ADR 0017); unset: plaintext. */
+  tls?: ClientTlsOptions;
   progressIntervalMs: number;
   /** Aborted on SIGINT/SIGTERM: stop after the batches in flight. */
   signal: AbortSignal;
@@ -84,7 +86,8 @@ const sleep = (ms: number, signal?: AbortSignal) =>
 async function setThresholds(settings: RunSettings, model: ReturnType<typeof buildTrafficModel>): Promise<number> {
   const service = settings.accountService;
   if (!service) return 0;
-  const client = new AccountServiceClient(service.address, grpc.credentials.createInsecure());
+  const { credentials, channelOptions } = grpcClientCredentials(settings.tls ?? {});
+  const client = new AccountServiceClient(service.address, credentials, channelOptions);
   const metadata = new grpc.Metadata();
   metadata.set('authorization', `Bearer ${service.token}`);
   const deadline = () => ({ deadline: Date.now() + 10_000 });
@@ -120,7 +123,10 @@ async function setThresholds(settings: RunSettings, model: ReturnType<typeof bui
 }
 
 /** Generates traffic and submits it like stations do; resolves with the final summary. */
-export async function runSimulation(settings: RunSettings, transportFactory: (address: string, token: string) => IngestTransport = (address, token) => createGrpcIngestTransport({ address, token })): Promise<RunSummary> {
+export async function runSimulation(
+  settings: RunSettings,
+  transportFactory: (address: string, token: string) => IngestTransport = (address, token) => createGrpcIngestTransport({ address, token, tls: settings.tls }),
+): Promise<RunSummary> {
   const model = buildTrafficModel(settings);
   const startedWall = Date.now();
   const startMs = Math.floor((startedWall - settings.backfillMs) / 1000) * 1000;

@@ -1,5 +1,5 @@
 import { brokerConfigShape } from '@tollstream/messaging';
-import { durationMsSchema, portSchema } from '@tollstream/service-kit';
+import { durationMsSchema, grpcTlsConfigShape, portSchema } from '@tollstream/service-kit';
 import { z } from 'zod';
 
 /** The windower's TRAFFIC_WINDOW ("tumbling:30m"): traffic-anomaly only supports tumbling slots. */
@@ -20,6 +20,8 @@ const trafficWindowSchema = z
 export const trafficConfigSchema = z
   .object({
     ...brokerConfigShape,
+    /** In-process TLS (ADR 0017); unset: plaintext. */
+    ...grpcTlsConfigShape,
     TRAFFIC_HTTP_PORT: portSchema.default(9468),
     TRAFFIC_GRPC_HOST: z.string().default('0.0.0.0'),
     /** tolls.traffic.v1.TrafficReferenceService (put, get, list reference data). */

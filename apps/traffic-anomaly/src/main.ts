@@ -1,6 +1,6 @@
 import { fileDescriptorSetBase64, TrafficReferenceServiceService } from '@tollstream/contracts';
 import { connectServiceToBroker, DeadLetterPublisher } from '@tollstream/messaging';
-import { Counter, createLogger, createMetricsRegistry, Gauge, Histogram, loadConfig, loadServiceToken, runService, startGrpcServer, startOpsHttpServer } from '@tollstream/service-kit';
+import { Counter, createLogger, createMetricsRegistry, Gauge, Histogram, loadConfig, loadServiceTls, loadServiceToken, runService, startGrpcServer, startOpsHttpServer } from '@tollstream/service-kit';
 import { KvTrafficDetectionStore, KvTrafficReferenceStore, MongoTrafficStores, type TrafficDetectionStore, type TrafficReferenceStore } from '@tollstream/stores';
 import { createTrafficReferenceService, ReferenceCache, TrafficConsumer } from '@tollstream/traffic';
 import { trafficConfigSchema } from './config';
@@ -14,6 +14,7 @@ void runService({
   shutdownGraceMs: trafficConfigSchema.shape.SHUTDOWN_GRACE_MS.catch(20_000).parse(process.env['SHUTDOWN_GRACE_MS']),
   start: async () => {
     const config = loadConfig(trafficConfigSchema);
+    const tls = loadServiceTls(config, logger);
     const apiToken = loadServiceToken(config.TRAFFIC_API_TOKEN_FILE, config.TRAFFIC_API_TOKEN, 'TRAFFIC_API_TOKEN_FILE');
     const registry = createMetricsRegistry('traffic-anomaly');
     const alerts = new Counter({ name: 'tollstream_traffic_alerts_published_total', help: 'Traffic alerts published, by condition.', labelNames: ['condition'], registers: [registry] });
@@ -98,8 +99,9 @@ void runService({
     }, 1_000);
 
     let ready = false;
-    const ops = await startOpsHttpServer({ port: config.TRAFFIC_HTTP_PORT, registry, isReady: () => ready && !nc.isClosed(), logger });
+    const ops = await startOpsHttpServer({ port: config.TRAFFIC_HTTP_PORT, registry, isReady: () => ready && !nc.isClosed(), logger, tls });
     const grpcServer = await startGrpcServer({
+      tls,
       host: config.TRAFFIC_GRPC_HOST,
       port: config.TRAFFIC_GRPC_PORT,
       logger,

@@ -1,10 +1,12 @@
 import { brokerConfigShape } from '@tollstream/messaging';
-import { booleanFromEnv, durationMsSchema, portSchema } from '@tollstream/service-kit';
+import { booleanFromEnv, durationMsSchema, portSchema, tlsConfigShape } from '@tollstream/service-kit';
 import { z } from 'zod';
 
 /** Every environment variable the warehouse loader reads. The Helm chart sets exactly these. */
 export const warehouseLoaderConfigSchema = z.object({
   ...brokerConfigShape,
+  /** In-process TLS (ADR 0017); unset: plaintext. */
+  ...tlsConfigShape,
   /** A ClickHouse server (http(s)://user:password@host:8123); when unset, the embedded engine (chDB) is used. */
   CLICKHOUSE_URL: z.string().url().optional(),
   /** Data directory of the embedded warehouse (ignored with CLICKHOUSE_URL). Owned by this process. */

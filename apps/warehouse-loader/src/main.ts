@@ -7,6 +7,7 @@ import {
   Gauge,
   Histogram,
   loadConfig,
+  loadServiceTls,
   runService,
   startOpsHttpServer,
 } from '@tollstream/service-kit';
@@ -30,6 +31,7 @@ void runService({
   shutdownGraceMs: warehouseLoaderConfigSchema.shape.SHUTDOWN_GRACE_MS.catch(20_000).parse(process.env['SHUTDOWN_GRACE_MS']),
   start: async () => {
     const config = loadConfig(warehouseLoaderConfigSchema);
+    const tls = loadServiceTls(config, logger);
     const registry = createMetricsRegistry('warehouse-loader');
     const rowsInserted = new Counter({
       name: 'tollstream_warehouse_rows_inserted_total',
@@ -163,12 +165,13 @@ void runService({
       registry,
       isReady: () => ready && !nc.isClosed(),
       logger,
+      tls,
       routes: queryClient ? { '/query': createQueryHandler({ client: queryClient, token: queryToken }) } : undefined,
     });
     if (queryClient) {
       const host = config.WAREHOUSE_HTTP_HOST === '0.0.0.0' || config.WAREHOUSE_HTTP_HOST === '::' ? '127.0.0.1' : config.WAREHOUSE_HTTP_HOST;
       writeQueryEndpointFile(config.WAREHOUSE_DATA_DIR, {
-        url: `http://${host.includes(':') ? `[${host}]` : host}:${ops.port}`,
+        url: `${tls?.opsHttp ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${ops.port}`,
         token: queryToken,
         pid: process.pid,
         database: config.WAREHOUSE_DATABASE,

@@ -1,5 +1,5 @@
 import { brokerConfigShape } from '@tollstream/messaging';
-import { durationMsSchema, portSchema } from '@tollstream/service-kit';
+import { durationMsSchema, portSchema, tlsConfigShape } from '@tollstream/service-kit';
 import { isValidTimeZone, windowSpecSchema } from '@tollstream/windower';
 import { z } from 'zod';
 
@@ -8,6 +8,8 @@ const timeZoneSchema = z.string().refine(isValidTimeZone, { message: 'not an IAN
 /** Every environment variable the windower reads. The Helm chart sets exactly these. */
 export const windowerConfigSchema = z.object({
   ...brokerConfigShape,
+  /** In-process TLS (ADR 0017); unset: plaintext. */
+  ...tlsConfigShape,
   WINDOWER_HTTP_PORT: portSchema.default(9465),
   /** Unique per process; defaults to host name + random suffix (a pod name in Kubernetes). */
   WINDOWER_INSTANCE_ID: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').optional(),

@@ -10,6 +10,7 @@ import {
   Gauge,
   Histogram,
   loadConfig,
+  loadServiceTls,
   runService,
   startOpsHttpServer,
 } from '@tollstream/service-kit';
@@ -40,6 +41,7 @@ void runService({
   shutdownGraceMs: windowerConfigSchema.shape.SHUTDOWN_GRACE_MS.catch(20_000).parse(process.env['SHUTDOWN_GRACE_MS']),
   start: async () => {
     const config = loadConfig(windowerConfigSchema);
+    const tls = loadServiceTls(config, logger);
     const stationZones = loadStationTimeZones(config);
     const instanceId = config.WINDOWER_INSTANCE_ID ?? `${hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}-${randomUUID().slice(0, 8)}`;
     const processor = {
@@ -199,7 +201,7 @@ void runService({
     });
 
     let ready = true;
-    const ops = await startOpsHttpServer({ port: config.WINDOWER_HTTP_PORT, registry, isReady: () => ready && !nc.isClosed(), logger });
+    const ops = await startOpsHttpServer({ port: config.WINDOWER_HTTP_PORT, registry, isReady: () => ready && !nc.isClosed(), logger, tls });
     logger.info({ instanceId, httpPort: ops.port, partitions: config.TOLL_TX_PARTITIONS, configFingerprint }, 'windower ready');
 
     return {

@@ -25,3 +25,7 @@ export {
   statusOfTrailers,
 } from './grpc-errors';
 export type { FieldViolation, StatusDetails } from './grpc-errors';
+export { grpcTlsConfigShape, loadServiceTls, ReloadingCertificates, tlsConfigShape } from './tls';
+export type { ReloadingCertificatesOptions, ServiceTls, TlsConfig } from './tls';
+export { ClientTlsError, grpcClientCredentials, httpsClientOptions, httpsGetText, httpsRequestText, usesTls } from './tls-client';
+export type { ClientTlsOptions, HttpsRequest } from './tls-client';

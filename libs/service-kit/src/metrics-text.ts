@@ -1,3 +1,4 @@
+import { httpsGetText, type ClientTlsOptions } from './tls-client';
 /** One sample of a Prometheus text exposition: `name{label="value",...} 12.5`. */
 export interface MetricSample {
   name: string;
@@ -50,8 +51,16 @@ export function maxOf(samples: readonly MetricSample[], name: string): number | 
   return largest;
 }
 
-/** Fetches and reads a service's Prometheus endpoint (e.g. http://127.0.0.1:9464/metrics). */
-export async function readMetrics(url: string, timeoutMs = 5_000): Promise<MetricSample[]> {
+/**
+ * Fetches and reads a service's Prometheus endpoint (e.g. http://127.0.0.1:9464/metrics). An https URL
+ * with `tls` (a private CA, a client certificate, a server-name override) goes through node's https client (ADR 0017).
+ */
+export async function readMetrics(url: string, timeoutMs = 5_000, tls?: ClientTlsOptions): Promise<MetricSample[]> {
+  if (url.startsWith('https:') && tls) {
+    const { status, text } = await httpsGetText(url, tls, timeoutMs);
+    if (status < 200 || status > 299) throw new Error(`${url} answered ${status}`);
+    return parsePrometheusText(text);
+  }
   const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
   if (!response.ok) throw new Error(`${url} answered ${response.status}`);
   return parsePrometheusText(await response.text());

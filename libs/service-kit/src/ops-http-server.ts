@@ -1,7 +1,9 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from './logger';
+import type { ServiceTls } from './tls';
 
 export interface OpsHttpServerOptions {
   host?: string;
@@ -15,6 +17,11 @@ export interface OpsHttpServerOptions {
    * loader's authenticated read-only POST /query. Checked before the built-in paths.
    */
   routes?: Record<string, (request: IncomingMessage, response: ServerResponse) => Promise<void>>;
+  /**
+   * HTTPS with the service's certificate (reloaded with it) when given and its opsHttp is set. Never
+   * asks for a client certificate: kubelet probes and most scrapers cannot present one.
+   */
+  tls?: ServiceTls;
 }
 
 export interface OpsHttpServer {
@@ -26,13 +33,24 @@ export interface OpsHttpServer {
 export async function startOpsHttpServer(options: OpsHttpServerOptions): Promise<OpsHttpServer> {
   const { registry, isReady, logger } = options;
 
-  const server = createServer((request, response) => {
+  const listener: RequestListener = (request, response) => {
     handle(request, response).catch((error: unknown) => {
       logger.error({ err: error, path: request.url }, 'ops endpoint failed');
       if (!response.headersSent) sendJson(response, 500, { status: 'error' });
       else response.destroy();
     });
-  });
+  };
+  if (options.tls) registerCertificateExpiry(registry, options.tls);
+  const certificates = options.tls?.opsHttp ? options.tls.certificates : undefined;
+  let stopReloading = (): void => undefined;
+  let server: Server;
+  if (certificates) {
+    const httpsServer = createHttpsServer(certificates.serverContextOptions(), listener);
+    stopReloading = certificates.onServerContextChange((context) => httpsServer.setSecureContext(context));
+    server = httpsServer;
+  } else {
+    server = createServer(listener);
+  }
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
@@ -72,27 +90,48 @@ export async function startOpsHttpServer(options: OpsHttpServerOptions): Promise
   }
 
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const onError = (error: Error): void => {
+      stopReloading();
+      reject(error);
+    };
+    server.once('error', onError);
     // Without a host node listens on every interface (IPv6 and IPv4 where available).
     server.listen(options.port, options.host, () => {
-      server.off('error', reject);
+      server.off('error', onError);
       resolve();
     });
   });
   server.on('error', (error) => logger.error({ err: error }, 'ops http server error'));
 
   const port = (server.address() as AddressInfo).port;
-  logger.info({ port }, 'ops http server listening');
+  logger.info({ port, tls: certificates !== undefined }, 'ops http server listening');
 
   return {
     port,
     close: () =>
       new Promise<void>((resolve, reject) => {
+        stopReloading();
         server.close((error) => (error ? reject(error) : resolve()));
         // Prometheus keeps connections alive; without this close() would wait for them to time out.
         server.closeAllConnections();
       }),
   };
+}
+
+const CERTIFICATE_EXPIRY_METRIC = 'tollstream_tls_certificate_expiry_timestamp_seconds';
+
+/** The served certificate's notAfter, so an alert fires when a renewal did not reach the pod (ADR 0017). */
+function registerCertificateExpiry(registry: Registry, tls: ServiceTls): void {
+  if (registry.getSingleMetric(CERTIFICATE_EXPIRY_METRIC)) return;
+  new Gauge({
+    name: CERTIFICATE_EXPIRY_METRIC,
+    help: 'When the TLS certificate the service serves expires (Unix seconds); it moves forward when a renewed certificate is loaded.',
+    registers: [registry],
+    collect() {
+      const notAfter = tls.certificates.notAfter;
+      if (notAfter) this.set(notAfter.getTime() / 1000);
+    },
+  });
 }
 
 function sendJson(response: ServerResponse, statusCode: number, body: object, headers: Record<string, string> = {}): void {

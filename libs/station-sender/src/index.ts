@@ -19,3 +19,4 @@ export { backoffDelayMs, defaultRetryPolicy, isRetryableStatus } from './retry-p
 export type { RetryPolicy } from './retry-policy';
 export { checkToken, createGrpcIngestTransport } from './ingest-transport';
 export type { GrpcTransportOptions, IngestTransport } from './ingest-transport';
+export { addClientTlsOptions, clientTlsFromOptions } from './client-tls-options';

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { IngestServiceClient, type SubmitTransactionsRequest, type SubmitTransactionsResponse } from '@tollstream/contracts';
+import { grpcClientCredentials, type ClientTlsOptions } from '@tollstream/service-kit';
 
 /** The one call the sender needs; the gRPC client in production, a fake in unit tests. */
 export interface IngestTransport {
@@ -13,8 +14,10 @@ export interface GrpcTransportOptions {
   address: string;
   /** The station's bearer token. Sent as `authorization: Bearer <token>`, never logged. */
   token: string;
-  /** Default: plaintext (a TLS-terminating proxy or a private network in front of the ingestor). */
+  /** Ready channel credentials; they win over `tls`. */
   credentials?: grpc.ChannelCredentials;
+  /** TLS to the ingestor (CA, client certificate for mutual TLS); unset: plaintext (ADR 0017). */
+  tls?: ClientTlsOptions;
   channelOptions?: grpc.ChannelOptions;
 }
 
@@ -28,11 +31,8 @@ export function checkToken(token: string): string | undefined {
 export function createGrpcIngestTransport(options: GrpcTransportOptions): IngestTransport {
   const problem = checkToken(options.token);
   if (problem) throw new Error(problem);
-  const client = new IngestServiceClient(
-    options.address,
-    options.credentials ?? grpc.credentials.createInsecure(),
-    options.channelOptions,
-  );
+  const secured = options.credentials ? { credentials: options.credentials, channelOptions: {} } : grpcClientCredentials(options.tls ?? {});
+  const client = new IngestServiceClient(options.address, secured.credentials, { ...secured.channelOptions, ...options.channelOptions });
   const metadata = new grpc.Metadata();
   metadata.set('authorization', `Bearer ${options.token}`);
   return {

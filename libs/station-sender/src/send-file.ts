@@ -14,6 +14,7 @@ import {
   readInputIdentity,
   type ResumePoint,
 } from './checkpoint';
+import { ClientTlsError, type ClientTlsOptions } from '@tollstream/service-kit';
 import { InputFileError, SendError } from './errors';
 import { createGrpcIngestTransport, grpcCodeOf, grpcDetailsOf, type IngestTransport } from './ingest-transport';
 import { backoffDelayMs, defaultRetryPolicy, grpcStatusName, isRetryableStatus, sleep, type RetryPolicy } from './retry-policy';
@@ -28,7 +29,9 @@ export interface SendOptions {
   ingestAddress?: string;
   /** The station's bearer token. */
   token?: string;
-  /** A ready transport (tests, custom TLS). The caller keeps ownership: it is not closed. */
+  /** TLS to the ingestor (CA, client certificate); unset: plaintext. Used with `ingestAddress`. */
+  tls?: ClientTlsOptions;
+  /** A ready transport (tests, custom channels). The caller keeps ownership: it is not closed. */
   transport?: IngestTransport;
   /** Records per SubmitTransactions call. Default 500. */
   batchSize?: number;
@@ -222,7 +225,12 @@ export async function sendFile(options: SendOptions): Promise<SendSummary> {
     if (!options.ingestAddress || options.token === undefined) {
       throw new SendError('an ingest address and a station token are required');
     }
-    transport = createGrpcIngestTransport({ address: options.ingestAddress, token: options.token });
+    try {
+      transport = createGrpcIngestTransport({ address: options.ingestAddress, token: options.token, tls: options.tls });
+    } catch (error) {
+      if (error instanceof ClientTlsError) throw new SendError(error.message);
+      throw error;
+    }
   }
   const ingest: IngestTransport = transport;
 

@@ -33,3 +33,5 @@ export type { ServiceProcess, StartIngestorOptions, StartServiceOptions, StartWi
 export { aTollTransaction, readDeadLetters, readTransactionStream } from './lib/toll-data';
 export { describeIf, itIf } from './lib/conditional';
 export { seededRandom, sendThroughIngestor } from './lib/station-traffic';
+export { createTestCertificateAuthority } from './lib/test-pki';
+export type { TestCertificateAuthority, TestCertificateFiles } from './lib/test-pki';

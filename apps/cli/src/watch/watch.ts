@@ -3,7 +3,7 @@ import { connect, type NatsConnection, type Subscription } from '@nats-io/transp
 import { Alert, Streams } from '@tollstream/contracts';
 import { inspectStreams } from '@tollstream/messaging';
 import { renderDashboard, serviceRows, watchedServices, type RecentAlert, type ServiceReading, type WatchSnapshot } from './dashboard';
-import { readMetrics } from '@tollstream/service-kit';
+import { readMetrics, usesTls, type ClientTlsOptions } from '@tollstream/service-kit';
 
 export interface WatchCommandOptions {
   natsUrl: string;
@@ -15,6 +15,8 @@ export interface WatchCommandOptions {
   once?: boolean;
   json?: boolean;
   maxAlerts: number;
+  /** The services' ops ports serve HTTPS (TLS_OPS_HTTP); unset: plain HTTP. */
+  tls?: ClientTlsOptions;
 }
 
 export interface WatchIo {
@@ -27,9 +29,9 @@ export interface WatchIo {
 
 const METRICS_TIMEOUT_MS = 1_500;
 
-async function readService(name: string, url: string): Promise<ServiceReading> {
+async function readService(name: string, url: string, tls: ClientTlsOptions | undefined): Promise<ServiceReading> {
   try {
-    return { name, url, samples: await readMetrics(url, METRICS_TIMEOUT_MS) };
+    return { name, url, samples: await readMetrics(url, METRICS_TIMEOUT_MS, tls) };
   } catch (error) {
     const cause = error instanceof Error && error.cause instanceof Error ? error.cause.message : undefined;
     const message = cause ?? (error instanceof Error ? error.message : String(error));
@@ -105,8 +107,11 @@ class AlertFeed {
 
 async function takeSnapshot(options: WatchCommandOptions, jsm: JetStreamManager | undefined, feed: AlertFeed | undefined, natsError: string | undefined): Promise<WatchSnapshot> {
   const takenAt = Date.now();
+  const scheme = options.tls && usesTls(options.tls) ? 'https' : 'http';
   const services = await Promise.all(
-    watchedServices.map((service) => readService(service.name, `http://${options.host}:${options.ports[service.name] ?? service.defaultPort}/metrics`)),
+    watchedServices.map((service) =>
+      readService(service.name, `${scheme}://${options.host}:${options.ports[service.name] ?? service.defaultPort}/metrics`, options.tls),
+    ),
   );
   let streams: WatchSnapshot['streams'];
   let streamsError = natsError;

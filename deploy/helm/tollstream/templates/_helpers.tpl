@@ -85,7 +85,7 @@ plus the NATS credentials. Context: dict root name svc
 
 {{/*
 Plain variables of one service (its ConfigMap), as YAML {ENV: "value"}: broker and shared variables,
-ports, the service's env, and the paths of mounted secret files; every other variable this chart knows
+TLS (TLS_CLIENT_CA_FILE only with a grpc port), ports, the service's env, and the paths of mounted secret files; every other variable this chart knows
 for the service is set empty (unset). Context: dict root name svc
 */}}
 {{- define "tollstream.plainEnv" -}}
@@ -106,6 +106,12 @@ for the service is set empty (unset). Context: dict root name svc
 {{- if has "MONGODB_DATABASE" $shared }}{{ $_ := set $env "MONGODB_DATABASE" $v.mongodb.database }}{{ end -}}
 {{- if has "CLICKHOUSE_URL" $shared }}{{ $_ := set $env "CLICKHOUSE_URL" "" }}{{ end -}}
 {{- if has "MONGODB_URI" $shared }}{{ $_ := set $env "MONGODB_URI" "" }}{{ end -}}
+{{- $tls := include "tollstream.tls" . | fromYaml -}}
+{{- $_ := set $env "TLS_CERT_FILE" (ternary $tls.certFile "" $tls.enabled) -}}
+{{- $_ := set $env "TLS_KEY_FILE" (ternary $tls.keyFile "" $tls.enabled) -}}
+{{- $_ := set $env "TLS_RELOAD_INTERVAL" (toString $v.tls.reloadInterval) -}}
+{{- $_ := set $env "TLS_OPS_HTTP" (toString $v.tls.opsHttp) -}}
+{{- if .svc.ports.grpc }}{{ $_ := set $env "TLS_CLIENT_CA_FILE" (ternary (($tls.clientCa | default dict).path | default "") "" $tls.enabled) }}{{ end -}}
 {{- range $_, $port := .svc.ports }}{{ $_ := set $env $port.env (toString $port.port) }}{{ end -}}
 {{- range $name, $value := (.svc.env | default dict) }}{{ $_ := set $env $name (toString $value) }}{{ end -}}
 {{- range $name, $_ := (.svc.secretEnv | default dict) }}{{ $_ := set $env $name "" }}{{ end -}}
@@ -113,4 +119,34 @@ for the service is set empty (unset). Context: dict root name svc
 {{- range $name, $file := (include "tollstream.secretFiles" . | fromYaml) }}{{ $_ := set $env $name $file.path }}{{ end -}}
 {{- range $name, $_ := (include "tollstream.secretEnvRefs" . | fromYaml) }}{{ $_ := unset $env $name }}{{ end -}}
 {{- toYaml $env -}}
+{{- end -}}
+
+{{/*
+In-process TLS of one service (ADR 0017), as YAML {enabled, secretName, certFile, keyFile, opsHttps,
+clientCa: {name, key, path}}: the global tls values with the service's own Secrets. Fails with the value
+to set when the settings cannot work. Context: dict root name svc
+*/}}
+{{- define "tollstream.tls" -}}
+{{- $global := .root.Values.tls -}}
+{{- $own := .svc.tls | default dict -}}
+{{- $clientCa := $own.clientCaSecret | default dict -}}
+{{- $out := dict "enabled" false -}}
+{{- if $global.enabled -}}
+{{- $secretName := $own.secretName | default $global.secretName -}}
+{{- if not $secretName -}}
+{{- fail (printf "tls.enabled: set tls.secretName or services.%s.tls.secretName to an existing kubernetes.io/tls Secret (tls.crt, tls.key)" .name) -}}
+{{- end -}}
+{{- $root := printf "%s/tls" (include "tollstream.secretMountRoot" .) -}}
+{{- $out = dict "enabled" true "secretName" $secretName "certFile" (printf "%s/tls.crt" $root) "keyFile" (printf "%s/tls.key" $root) "mountPath" $root "opsHttps" $global.opsHttp -}}
+{{- if $clientCa.name -}}
+{{- if not .svc.ports.grpc -}}
+{{- fail (printf "services.%s.tls.clientCaSecret: mutual TLS is for gRPC ports and %s has none" .name .name) -}}
+{{- end -}}
+{{- $caRoot := printf "%s/tls-client-ca" (include "tollstream.secretMountRoot" .) -}}
+{{- $_ := set $out "clientCa" (dict "name" $clientCa.name "key" $clientCa.key "mountPath" $caRoot "path" (printf "%s/%s" $caRoot $clientCa.key)) -}}
+{{- end -}}
+{{- else if $clientCa.name -}}
+{{- fail (printf "services.%s.tls.clientCaSecret: mutual TLS needs tls.enabled (and a server certificate)" .name) -}}
+{{- end -}}
+{{- toYaml $out -}}
 {{- end -}}

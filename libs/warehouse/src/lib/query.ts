@@ -3,6 +3,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join, resolve } from 'node:path';
+import { httpsRequestText, type ClientTlsOptions } from '@tollstream/service-kit';
 import { loadChdbConnection } from './connection';
 import { readOnlyStatement, StatementNotAllowedError } from './sql-guard';
 
@@ -175,14 +176,31 @@ export function createQueryHandler(options: {
   };
 }
 
-/** Client side of the endpoint, for the command line. */
-export async function queryThroughEndpoint(info: Pick<QueryEndpointInfo, 'url' | 'token'>, sql: string): Promise<QueryResultTable> {
-  const response = await fetch(new URL('/query', info.url), {
-    method: 'POST',
-    headers: { authorization: `Bearer ${info.token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ sql }),
-  });
-  const body = (await response.json()) as QueryResultTable & { error?: string };
-  if (!response.ok) throw new Error(body.error ?? `query endpoint answered HTTP ${response.status}`);
+/**
+ * Client side of the endpoint, for the command line. An https endpoint (the loader's ops port with TLS,
+ * ADR 0017) is reached with `tls` (the CA that signed the loader's certificate).
+ */
+export async function queryThroughEndpoint(info: Pick<QueryEndpointInfo, 'url' | 'token'>, sql: string, tls?: ClientTlsOptions): Promise<QueryResultTable> {
+  const url = new URL('/query', info.url);
+  const request = { method: 'POST', headers: { authorization: `Bearer ${info.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ sql }) };
+  let status: number;
+  let text: string;
+  if (url.protocol === 'https:' && tls) {
+    ({ status, text } = await httpsRequestText(url.href, request, tls, QUERY_CLIENT_TIMEOUT_MS));
+  } else {
+    const response = await fetch(url, { ...request, signal: AbortSignal.timeout(QUERY_CLIENT_TIMEOUT_MS) });
+    status = response.status;
+    text = await response.text();
+  }
+  let body: QueryResultTable & { error?: string };
+  try {
+    body = JSON.parse(text) as QueryResultTable & { error?: string };
+  } catch {
+    throw new Error(`query endpoint answered HTTP ${status} without JSON`);
+  }
+  if (status < 200 || status > 299) throw new Error(body.error ?? `query endpoint answered HTTP ${status}`);
   return body;
 }
+
+/** Longer than any statement the endpoint lets run. */
+const QUERY_CLIENT_TIMEOUT_MS = 120_000;
