@@ -33,3 +33,5 @@ export type { ServiceProcess, StartIngestorOptions, StartServiceOptions, StartWi
 export { aTollTransaction, readDeadLetters, readTransactionStream } from './lib/toll-data';
 export { describeIf, itIf } from './lib/conditional';
 export { seededRandom, sendThroughIngestor } from './lib/station-traffic';
+export { NATS_FSYNC_VALUES, fsyncMechanism, natsServerVersion, parseNatsFsync } from './lib/nats-fsync';
+export type { FsyncMechanism, NatsFsync, NatsServerVersion } from './lib/nats-fsync';
