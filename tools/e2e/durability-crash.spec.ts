@@ -96,6 +96,10 @@ describeIf(ownsLocalServer, 'nats-server SIGKILLed during ingest', 'needs a harn
     const accepted = new Set(outcomes.flatMap((outcome) => [...outcome.accepted]));
     const duplicates = outcomes.reduce((sum, outcome) => sum + outcome.duplicate, 0);
     const retries = outcomes.flatMap((outcome) => [...outcome.retries]);
+    console.log(
+      `broker crash test (fsync ${FSYNC}): ${sent} records, ${accepted.size} ACCEPTED, ${duplicates} DUPLICATE on a retry; ` +
+        `kills after batches ${JSON.stringify(crashes)}; what stations saw and retried: ${JSON.stringify(retries)}`,
+    );
 
     // Both kills came while batches were still being sent, and stations saw them (errors / UNAVAILABLE, then retried).
     expect(crashes.map((crash) => crash.afterBatches)).toEqual(KILL_AFTER_BATCHES);
