@@ -16,6 +16,8 @@
 #   Real servers instead of the local ones: NATS_URL (no local nats-server), MONGODB_URI (billing, traffic and
 #     notifier stores in MongoDB), CLICKHOUSE_URL (the warehouse-loader writes to that ClickHouse server).
 #   TOLLSTREAM_DATA_DIR (.tollstream), KEEP_RUNNING (1), DEMO_SECONDS (60, without a terminal or KEEP_RUNNING=0).
+#   NATS_FSYNC: when the local nats-server forces JetStream writes to disk, "interval" (its default) or "always"
+#     (before every acknowledgement); default from deploy/local/nats.json (ADR 0014, docs/deployment.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -97,9 +99,31 @@ if [ -n "${NATS_URL:-}" ]; then
   say "Using the NATS server at $nats_url"
 else
   nats_url="nats://127.0.0.1:$nats_port"
-  say "Starting nats-server with JetStream on 127.0.0.1:$nats_port (store: $data/nats)"
+  nats_fsync=${NATS_FSYNC:-$(node -e 'process.stdout.write(String(require("./deploy/local/nats.json").fsync))')}
+  case "$nats_fsync" in interval|always) ;; *) echo "NATS_FSYNC: expected interval or always, got '$nats_fsync'"; exit 1 ;; esac
+  # sync_interval exists from nats-server 2.10 on; 2.9 (Debian 12) refuses it, so there "always" is the store
+  # directory's synchronous-updates attribute, on every file already in it too (chattr -R).
+  read -r nats_major nats_minor < <(nats-server --version | sed -E 's/.*v([0-9]+)\.([0-9]+)\..*/\1 \2/')
+  sync_option=0; if (( nats_major > 2 || (nats_major == 2 && nats_minor >= 10) )); then sync_option=1; fi
+  {
+    echo "# Written by scripts/start-local.sh on every start (NATS_FSYNC=$nats_fsync)."
+    echo "jetstream {"
+    echo "  store_dir: \"$data/nats\""
+    if [ "$nats_fsync" = always ] && [ "$sync_option" = 1 ]; then echo "  sync_interval: always"; fi
+    echo "}"
+  } >"$data/nats-server.conf"
+  if [ "$nats_fsync" = always ] && [ "$sync_option" = 0 ]; then
+    if ! chattr -R +S "$data/nats" 2>"$data/logs/chattr.log"; then
+      echo "NATS_FSYNC=always: nats-server $(nats-server --version) has no sync_interval and the store's file system refuses"
+      echo "chattr +S ($(cat "$data/logs/chattr.log")). Use nats-server 2.10+, a store on ext4/xfs, or NATS_FSYNC=interval."
+      exit 1
+    fi
+  elif [ "$sync_option" = 0 ]; then
+    chattr -R -S "$data/nats" 2>/dev/null || true # a store that ran with "always" before
+  fi
+  say "Starting nats-server with JetStream on 127.0.0.1:$nats_port (store: $data/nats, fsync: $nats_fsync)"
   GOMEMLIMIT="${GOMEMLIMIT:-$(memory_budget natsServerGoMemoryLimit)}" \
-    nats-server -js -a 127.0.0.1 -p "$nats_port" -sd "$data/nats" -m "$((nats_port + 4000))" >"$data/logs/nats.log" 2>&1 &
+    nats-server -c "$data/nats-server.conf" -a 127.0.0.1 -p "$nats_port" -m "$((nats_port + 4000))" >"$data/logs/nats.log" 2>&1 &
   pids+=($!)
   wait_for_log "$data/logs/nats.log" "Server is ready" 15
 fi

@@ -1,10 +1,12 @@
 /**
- * npm run bench [-- --json FILE] [--seconds N] [--only ingest|windower|warehouse|billing|traffic|notifier|pipeline]
+ * npm run bench [-- --json FILE] [--seconds N] [--only ingest|windower|warehouse|billing|traffic|notifier|pipeline|ingest-durability]
  * Measures, each beside the raw limit of the same machine in the same run: the ingestor (raw
  * JetStream publish), the windower (raw JetStream consume of the same stream), the
  * warehouse-loader (raw chDB insert of the same rows), and billing-threshold (results applied/s,
  * breach detection latency), and the whole pipeline end to end (highest sustained rate; alert
  * latencies, warehouse freshness, CPU and RSS per process at that rate and at 50,000 records/s).
+ * `--only ingest-durability` (run only when asked): the ingestor with nats-server's default fsync
+ * beside fsync on every write, side by side (ADR 0014).
  */
 import { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
@@ -20,6 +22,7 @@ import { printNotifierBench, runNotifierBench } from './notifier-load';
 import { printTrafficBench, runTrafficBench } from './traffic-load';
 import { pipelineDefaults, printPipelineBench, runPipelineBench } from './pipeline-bench';
 import { cpuSeconds, peakRssMiB } from './stats';
+import { printIngestDurabilityBench, runIngestDurabilityBench } from './ingest-durability';
 
 const program = new Command()
   .name('bench')
@@ -29,7 +32,9 @@ const program = new Command()
   .option('--batch-size <n>', 'records per SubmitTransactions call', '1000')
   .option('--concurrency <n>', 'batches in flight', '16')
   .option('--steady-rate <n>', 'offered load (records/s) of the latency phase', '50000')
-  .option('--only <phase>', 'run one phase only: ingest, windower, warehouse, billing, traffic, notifier or pipeline')
+  .option('--only <phase>', 'run one phase only: ingest, windower, warehouse, billing, traffic, notifier or pipeline; or ingest-durability (only run when asked)')
+  .option('--durability-steady-rate <n>', 'offered load (records/s) of the steady phase of ingest-durability', '20000')
+  .option('--durability-rounds <n>', 'rounds of ingest-durability (each measures both settings, in alternating order)', '2')
   .option('--windower-records <n>', 'transactions pre-filled in the stream for the windower throughput phase', '2000000')
   .option('--windower-accounts <n>', 'distinct accounts held in open spend windows for the windower memory phase', '1000000')
   .option('--warehouse-rows <n>', 'transactions pre-filled in the stream for the warehouse phase', '1000000')
@@ -53,14 +58,20 @@ interface BenchOptions {
   windowerAccounts: string;
   pipelineStepSeconds: string;
   pipelineRates?: string;
+  durabilitySteadyRate: string;
+  durabilityRounds: string;
 }
 
 const PHASES = ['ingest', 'windower', 'warehouse', 'billing', 'traffic', 'notifier', 'pipeline'];
+/** Phases that run only when named with --only. */
+const ON_REQUEST_PHASES = ['ingest-durability'];
 
 async function main(): Promise<void> {
   const options = program.opts<BenchOptions>();
-  if (options.only && !PHASES.includes(options.only)) throw new Error(`--only: expected one of ${PHASES.join(', ')}, got ${options.only}`);
-  const runs = (phase: string) => !options.only || options.only === phase;
+  if (options.only && ![...PHASES, ...ON_REQUEST_PHASES].includes(options.only)) {
+    throw new Error(`--only: expected one of ${[...PHASES, ...ON_REQUEST_PHASES].join(', ')}, got ${options.only}`);
+  }
+  const runs = (phase: string) => (ON_REQUEST_PHASES.includes(phase) ? options.only === phase : !options.only || options.only === phase);
   const results: Record<string, unknown> = {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
@@ -98,6 +109,21 @@ async function main(): Promise<void> {
     const pipeline = await runPipelineBench({ stepSeconds: Number(options.pipelineStepSeconds), rates });
     printPipelineBench(pipeline);
     results['pipeline'] = pipeline;
+  }
+  if (runs('ingest-durability')) {
+    const durability = await runIngestDurabilityBench(
+      {
+        seconds: Number(options.seconds),
+        batchSize: Number(options.batchSize),
+        concurrentBatches: Number(options.concurrency),
+        steadyRecordsPerSecond: Number(options.durabilitySteadyRate),
+        steadyBatchSize: 250,
+        rounds: Number(options.durabilityRounds),
+      },
+      (text) => process.stdout.write(text),
+    );
+    printIngestDurabilityBench(durability);
+    results['ingestDurability'] = durability;
   }
   if (options.json) writeFileSync(options.json, JSON.stringify(results, null, 2));
 }

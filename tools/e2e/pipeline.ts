@@ -23,7 +23,7 @@ import {
   type SubmitTransactionsResponse,
   type TollTransaction,
 } from '@tollstream/contracts';
-import { startIngestor, startNats, startService, startWindower, tempDir, type NatsHandle, type ServiceProcess, type TempDirHandle } from '@tollstream/testing';
+import { startIngestor, startNats, startService, startWindower, tempDir, type NatsFsync, type NatsHandle, type ServiceProcess, type TempDirHandle } from '@tollstream/testing';
 import { STATIONS, TRAFFIC_WINDOW, type ReferenceBand } from './scenario';
 
 export const SERVICES = ['ingestor', 'windower', 'billing-threshold', 'traffic-anomaly', 'warehouse-loader', 'notifier'] as const;
@@ -52,13 +52,22 @@ export interface Pipeline {
   close(): Promise<void>;
 }
 
+export interface PipelineOptions {
+  /** Services started at once (default: all but traffic-anomaly and the windower, which the scenario starts). */
+  services?: readonly ServiceName[];
+  /** nats-server's fsync setting (default: the harness default, deploy/local/nats.json). */
+  fsync?: NatsFsync;
+  /** Variables every service gets (e.g. TLS_*); a service reads only those its schema knows. */
+  env?: NodeJS.ProcessEnv;
+}
+
 /**
  * Starts nats-server and ingestor, billing-threshold, warehouse-loader, notifier; traffic-anomaly
  * (after which reference data can be put) and the windower are started by the scenario with `start`.
  * The pipeline's own clients (address, loadReferences, the API helpers) speak plaintext.
  */
-export async function startPipeline(name: string, options: { env?: NodeJS.ProcessEnv } = {}): Promise<Pipeline> {
-  const nats = await startNats();
+export async function startPipeline(name: string, options: PipelineOptions = {}): Promise<Pipeline> {
+  const nats = await startNats({ fsync: options.fsync });
   const dir = await tempDir(name);
   const file = (fileName: string, content: string) => {
     const path = join(dir.path, fileName);
@@ -185,7 +194,8 @@ export async function startPipeline(name: string, options: { env?: NodeJS.Proces
     },
   };
   try {
-    for (const service of SERVICES) if (service !== 'traffic-anomaly' && service !== 'windower') await pipeline.start(service);
+    const initial = options.services ?? SERVICES.filter((service) => service !== 'traffic-anomaly' && service !== 'windower');
+    for (const service of initial) await pipeline.start(service);
   } catch (error) {
     await pipeline.close();
     throw error;

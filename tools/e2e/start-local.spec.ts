@@ -44,6 +44,7 @@ it('npm start runs the whole pipeline with simulated traffic, shows it, and stop
   delete env['NATS_URL'];
   delete env['MONGODB_URI'];
   delete env['CLICKHOUSE_URL'];
+  delete env['NATS_FSYNC'];
   const script = spawn('bash', [join(repositoryRoot, 'scripts', 'start-local.sh')], { cwd: repositoryRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   script.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -54,6 +55,8 @@ it('npm start runs the whole pipeline with simulated traffic, shows it, and stop
   if (code !== 0) console.log(output.slice(-6_000));
   expect(code).toBe(0);
 
+  // nats-server ran from the config the script wrote, with the local durability default (deploy/local/nats.json, ADR 0014).
+  expect(output).toMatch(/Starting nats-server with JetStream on 127\.0\.0\.1:\d+ \(store: .*, fsync: interval\)/);
   // Every service answered the live view, and the simulator's history went in before the windower started.
   expect(output).toMatch(/History in: \d+ records accepted/);
   for (const service of ['simulator', 'ingestor', 'windower', 'warehouse-loader', 'billing-threshold', 'traffic-anomaly', 'notifier']) {

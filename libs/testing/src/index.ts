@@ -35,3 +35,5 @@ export { describeIf, itIf } from './lib/conditional';
 export { seededRandom, sendThroughIngestor } from './lib/station-traffic';
 export { createTestCertificateAuthority } from './lib/test-pki';
 export type { TestCertificateAuthority, TestCertificateFiles } from './lib/test-pki';
+export { NATS_FSYNC_VALUES, fsyncMechanism, natsServerVersion, parseNatsFsync } from './lib/nats-fsync';
+export type { FsyncMechanism, NatsFsync, NatsServerVersion } from './lib/nats-fsync';

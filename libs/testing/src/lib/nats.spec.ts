@@ -1,4 +1,5 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
@@ -8,6 +9,7 @@ import { describeIf } from './conditional';
 import { isPortFree } from './free-port';
 import { tempDir } from './temp-dir';
 import { findNatsServerBinary, startNats, withoutDefaultCredentials, type NatsHandle } from './nats';
+import { hasSyncIntervalOption, natsServerConfig, natsServerVersion } from './nats-fsync';
 
 type NatsConnection = Awaited<ReturnType<typeof connect>>;
 
@@ -108,6 +110,74 @@ describeLocal('startNats with the local nats-server binary', () => {
     expect(trackedProcessList().some((tracked) => tracked.name === `nats-server :${port}`)).toBe(false);
     await expect(nats.stop()).resolves.toBeUndefined();
     await expect(nats.restart()).rejects.toThrow(/cannot restart after stop\(\)/);
+  });
+});
+
+/** Every regular file under dir. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? filesUnder(path) : [path];
+  });
+}
+
+describeLocal('startNats({ fsync })', () => {
+  it('knows from the version whether the binary accepts sync_interval (2.9 refuses it as an unknown field)', async () => {
+    const binary = findNatsServerBinary();
+    const dir = await tempDir('fsync-probe');
+    try {
+      const config = join(dir.path, 'probe.conf');
+      writeFileSync(config, natsServerConfig({ host: '127.0.0.1', port: 4999, storeDir: dir.path, mechanism: 'config' }));
+      const check = spawnSync(binary, ['-c', config, '-t'], { encoding: 'utf8', timeout: 5_000 });
+      expect({ accepted: check.status === 0, output: check.stdout + check.stderr }).toEqual({
+        accepted: hasSyncIntervalOption(natsServerVersion(binary)),
+        output: hasSyncIntervalOption(natsServerVersion(binary)) ? expect.stringContaining('is valid') : expect.stringContaining('unknown field "sync_interval"'),
+      });
+    } finally {
+      await dir.remove();
+    }
+  });
+
+  it('"always": the stream files are written synchronously, and the data survives SIGKILL', async () => {
+    const before = new Set(trackedDirList());
+    const nats = await startNats({ fsync: 'always' });
+    try {
+      const [store] = trackedDirList().filter((dir) => !before.has(dir));
+      expect(nats.fsync).toBe('always');
+      expect(nats.pid).toEqual(expect.any(Number));
+      await withConnection(nats.url, async (nc) => {
+        const jsm = await jetstreamManager(nc);
+        await jsm.streams.add({ name: 'HARNESS_FSYNC', subjects: ['harness_fsync.>'] });
+        await jetstream(nc).publish('harness_fsync.s1', 'on disk');
+      });
+      const config = join(store ?? '', 'nats-server.conf');
+      if (hasSyncIntervalOption(natsServerVersion(findNatsServerBinary()))) {
+        expect(readFileSync(config, 'utf8')).toContain('sync_interval: always');
+      } else {
+        const blocks = filesUnder(join(store ?? '', 'jetstream')).filter((file) => file.includes('HARNESS_FSYNC') && file.endsWith('.blk'));
+        expect(blocks.length).toBeGreaterThan(0);
+        for (const block of blocks) expect(execFileSync('lsattr', [block], { encoding: 'utf8' }).split(/\s+/)[0]).toContain('S');
+      }
+      await nats.kill();
+      expect(nats.pid).toBeUndefined();
+      await nats.start();
+      await withConnection(nats.url, async (nc) => expect(await readLast(nc, 'HARNESS_FSYNC')).toBe('on disk'));
+    } finally {
+      await nats.stop();
+    }
+  });
+
+  it('"interval" adds nothing to the server default', async () => {
+    const before = new Set(trackedDirList());
+    const nats = await startNats({ fsync: 'interval' });
+    try {
+      const [store] = trackedDirList().filter((dir) => !before.has(dir));
+      expect(nats.fsync).toBe('interval');
+      expect(readFileSync(join(store ?? '', 'nats-server.conf'), 'utf8')).not.toContain('sync_interval');
+      expect(execFileSync('lsattr', ['-d', store ?? ''], { encoding: 'utf8' }).split(/\s+/)[0]).not.toContain('S');
+    } finally {
+      await nats.stop();
+    }
   });
 });
 

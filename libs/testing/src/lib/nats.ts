@@ -1,16 +1,23 @@
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import type { StartedNatsContainer } from '@testcontainers/nats';
 import { dockerAvailable } from './docker';
 import { freePort } from './free-port';
+import { defaultNatsFsync, fsyncMechanism, makeDirectorySynchronous, natsServerConfig, natsServerVersion, type FsyncMechanism, type NatsFsync } from './nats-fsync';
 import { startProcess, type ProcessHandle } from './process';
+import { repositoryRoot } from './services';
 import { tempDir, type TempDirHandle } from './temp-dir';
 
 export interface StartNatsOptions {
   /** Enable JetStream (default true). */
   jetstream?: boolean;
+  /**
+   * When the server forces JetStream writes to disk (ADR 0014). Default: TOLLSTREAM_NATS_FSYNC, else
+   * deploy/local/nats.json. `always` needs a harness-owned local nats-server.
+   */
+  fsync?: NatsFsync;
 }
 
 export type NatsSource = 'env' | 'container' | 'local-binary';
@@ -27,6 +34,10 @@ export interface NatsHandle {
   kill(): Promise<void>;
   /** Start again after kill(), same port and store. 'local-binary' only; no-op when running. */
   start(): Promise<void>;
+  /** The fsync setting the server runs with; undefined for a server the harness does not own ('env'). */
+  readonly fsync: NatsFsync | undefined;
+  /** The server process while it runs ('local-binary' only), e.g. to read its CPU time. */
+  readonly pid: number | undefined;
 }
 
 const READY_TIMEOUT_MS = 15_000;
@@ -120,17 +131,26 @@ class LocalNatsServer implements NatsHandle {
     private port: number,
     private readonly store: TempDirHandle,
     private readonly jetstream: boolean,
+    readonly fsync: NatsFsync,
+    private readonly mechanism: FsyncMechanism,
   ) {}
 
   get url(): string {
     return `nats://127.0.0.1:${this.port}`;
   }
 
-  static async create(jetstream: boolean): Promise<LocalNatsServer> {
+  get pid(): number | undefined {
+    return this.process?.pid;
+  }
+
+  static async create(jetstream: boolean, fsync: NatsFsync): Promise<LocalNatsServer> {
     const binary = findNatsServerBinary();
+    // Only "always" depends on the version (a broken binary then fails on its first start, with its output).
+    const mechanism = jetstream && fsync === 'always' ? fsyncMechanism(fsync, natsServerVersion(binary)) : 'none';
     const store = await tempDir('nats');
-    const server = new LocalNatsServer(binary, await freePort(), store, jetstream);
+    const server = new LocalNatsServer(binary, await freePort(), store, jetstream, fsync, mechanism);
     try {
+      if (mechanism === 'sync-directory') makeDirectorySynchronous(store.path);
       // The free port can be taken between our probe and the server's bind: retry on a new port.
       for (let attempt = 1; ; attempt += 1) {
         try {
@@ -147,10 +167,12 @@ class LocalNatsServer implements NatsHandle {
     }
   }
 
+  /** Written before every launch (the port can change before the first one succeeds). */
   private args(): string[] {
-    const args = ['-a', '127.0.0.1', '-p', String(this.port)];
-    if (this.jetstream) args.push('-js', '-sd', this.store.path);
-    return args;
+    const configFile = join(this.store.path, 'nats-server.conf');
+    const storeDir = this.jetstream ? this.store.path : undefined;
+    writeFileSync(configFile, natsServerConfig({ host: '127.0.0.1', port: this.port, storeDir, mechanism: this.mechanism }));
+    return ['-c', configFile];
   }
 
   private async launch(): Promise<void> {
@@ -290,6 +312,8 @@ async function startNatsContainer(jetstream: boolean): Promise<NatsHandle> {
     start(): Promise<void> {
       return Promise.reject(new Error('NatsHandle.start() is only supported for a local nats-server (source "local-binary")'));
     },
+    fsync: 'interval',
+    pid: undefined,
   };
   try {
     await waitUntilServing(urlOf(), jetstream, Date.now() + READY_TIMEOUT_MS, () => undefined);
@@ -317,6 +341,8 @@ async function useNatsFromEnv(url: string, jetstream: boolean): Promise<NatsHand
     restart: () => notOurs('restart'),
     kill: () => notOurs('kill'),
     start: () => notOurs('start'),
+    fsync: undefined,
+    pid: undefined,
   };
 }
 
@@ -327,8 +353,16 @@ async function useNatsFromEnv(url: string, jetstream: boolean): Promise<NatsHand
  */
 export async function startNats(options: StartNatsOptions = {}): Promise<NatsHandle> {
   const jetstream = options.jetstream ?? true;
+  const fsync = options.fsync ?? defaultNatsFsync(repositoryRoot);
   const fromEnv = process.env['NATS_URL'];
+  const docker = !fromEnv && (await dockerAvailable());
+  if (fsync === 'always' && (fromEnv || docker)) {
+    throw new Error(
+      `fsync "always" needs a harness-owned local nats-server, not ${fromEnv ? `NATS_URL=${fromEnv}` : 'a container'}: ` +
+        'unset NATS_URL / set TOLLSTREAM_DOCKER=0, or TOLLSTREAM_NATS_FSYNC=interval',
+    );
+  }
   if (fromEnv) return useNatsFromEnv(fromEnv, jetstream);
-  if (await dockerAvailable()) return startNatsContainer(jetstream);
-  return LocalNatsServer.create(jetstream);
+  if (docker) return startNatsContainer(jetstream);
+  return LocalNatsServer.create(jetstream, fsync);
 }
