@@ -15,6 +15,7 @@ const stagesAlone = [
 const step: PipelineStepCpu = {
   offeredRecordsPerSecond: 8_000,
   acknowledgedRecordsPerSecond: 8_000,
+  billingResultsAppliedPerSecond: 6_800,
   processes: {
     ingestor: { cpuCores: 0.08 },
     windower: { cpuCores: 0.04 },
@@ -74,6 +75,11 @@ describe('machineLimit', () => {
     expect(pipeline?.perProcess.map((cost) => cost.process)).toEqual(['nats-server', 'ingestor', 'windower', 'warehouse-loader', 'billing-threshold', 'traffic-anomaly', 'notifier']);
     expect(pipeline?.notPipeline).toEqual([{ process: LOAD_GENERATOR, microsecondsPerRecord: 25 }]);
     expect(pipeline?.notMeasuredAlone.map((cost) => cost.process)).toEqual(['traffic-anomaly', 'notifier']);
+  });
+
+  it('gives the window results billing applied per record in that step', () => {
+    expect(machineLimit(input()).pipeline?.billingResultsPerRecord).toBe(0.85);
+    expect(machineLimitLines(machineLimit(input())).join('\n')).toContain('billing applied 0.85 window results per record');
   });
 
   it('prefers the step’s own CPU per record when the step carries it', () => {

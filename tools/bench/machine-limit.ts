@@ -20,6 +20,8 @@ export interface StageAlone {
 export interface PipelineStepCpu {
   offeredRecordsPerSecond: number;
   acknowledgedRecordsPerSecond: number;
+  /** Spend window results applied by billing per second (checks "per window result ≈ per record"). */
+  billingResultsAppliedPerSecond?: number;
   processes: Record<string, { cpuCores: number; cpuMicrosecondsPerRecord?: number }>;
 }
 
@@ -64,6 +66,8 @@ export interface MachineLimit {
     notPipeline: ProcessCost[];
     /** Stages the pipeline runs that were not measured alone (not in the sum), with their cost in the pipeline. */
     notMeasuredAlone: ProcessCost[];
+    /** Window results billing applied per record acknowledged in that step (billing's figure alone is per result). */
+    billingResultsPerRecord?: number;
   };
 }
 
@@ -126,6 +130,10 @@ export function machineLimit(input: MachineLimitInput): MachineLimit {
       nextLimit: platform[0],
       notPipeline: costs.filter((cost) => input.notPipeline.includes(cost.process)),
       notMeasuredAlone: platform.filter((cost) => cost.process !== 'nats-server' && !measured.has(cost.process)),
+      billingResultsPerRecord:
+        sustained !== undefined && step?.billingResultsAppliedPerSecond !== undefined && step.acknowledgedRecordsPerSecond > 0
+          ? round(step.billingResultsAppliedPerSecond / step.acknowledgedRecordsPerSecond, 2)
+          : undefined,
     };
   }
   return block;
@@ -160,7 +168,12 @@ export function machineLimitLines(block: MachineLimit): string[] {
     `  pipeline highest sustained ${number(pipeline.highestSustainedRecordsPerSecond)} records/s → share of the limit ${pipeline.share} ` +
       `(target ≥ ${pipeline.target}: ${pipeline.meetsTarget ? 'met' : 'NOT met'})`,
   );
-  lines.push(`  CPU per record in that step: ${pipeline.perProcess.map((cost) => `${cost.process} ${cost.microsecondsPerRecord}`).join(', ')} µs/record`);
+  // A process's fixed cost per second (timers, metrics, flushes) is spread over fewer records at a low rate.
+  lines.push(
+    `  CPU per record in that step (cores / acknowledged records/s; fixed per-second costs weigh more at low rates): ` +
+      `${pipeline.perProcess.map((cost) => `${cost.process} ${cost.microsecondsPerRecord}`).join(', ')} µs/record`,
+  );
+  if (pipeline.billingResultsPerRecord !== undefined) lines.push(`  billing applied ${pipeline.billingResultsPerRecord} window results per record in that step`);
   if (pipeline.notPipeline.length > 0) lines.push(`  (not part of the platform: ${pipeline.notPipeline.map((cost) => `${cost.process} ${cost.microsecondsPerRecord} µs/record`).join(', ')})`);
   if (pipeline.notMeasuredAlone.length > 0) lines.push(`  in the pipeline but not in the sum (no phase measures them alone): ${pipeline.notMeasuredAlone.map((cost) => cost.process).join(', ')}`);
   if (pipeline.nextLimit) lines.push(`  next limit: ${pipeline.nextLimit.process} (${pipeline.nextLimit.microsecondsPerRecord} µs/record in the pipeline, the largest)`);

@@ -9,7 +9,7 @@
  * stage's CPU per record alone, summed, cores × 1e6 / sum) and, with the pipeline phase too, the
  * pipeline's highest sustained rate as a share of it and the next limit (machine-limit.ts).
  */
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +26,15 @@ import { machineLimit, machineLimitLines, microsecondsPerRecord, type StageAlone
 import { parseOnly, STAGE_PHASES } from './phases';
 import { cpuSeconds, natsServerPid, peakRssMiB } from './stats';
 
+/** --only through commander: a bad phase is a usage error (message and exit code 1, no stack). */
+function onlyOption(value: string): string[] | undefined {
+  try {
+    return parseOnly(value);
+  } catch (error) {
+    throw new InvalidArgumentError(error instanceof Error ? error.message : String(error));
+  }
+}
+
 const program = new Command()
   .name('bench')
   .description('tollstream benchmarks: ingest throughput and latency beside raw JetStream rates')
@@ -34,7 +43,7 @@ const program = new Command()
   .option('--batch-size <n>', 'records per SubmitTransactions call', '1000')
   .option('--concurrency <n>', 'batches in flight', '16')
   .option('--steady-rate <n>', 'offered load (records/s) of the latency phase', '50000')
-  .option('--only <phases>', 'run only these phases (comma-separated): ingest, windower, warehouse, billing, traffic, notifier, pipeline')
+  .option('--only <phases>', 'run only these phases (comma-separated): ingest, windower, warehouse, billing, traffic, notifier, pipeline', onlyOption)
   .option('--windower-records <n>', 'transactions pre-filled in the stream for the windower throughput phase', '2000000')
   .option('--windower-accounts <n>', 'distinct accounts held in open spend windows for the windower memory phase', '1000000')
   .option('--warehouse-rows <n>', 'transactions pre-filled in the stream for the warehouse phase', '1000000')
@@ -50,7 +59,7 @@ interface BenchOptions {
   batchSize: string;
   concurrency: string;
   steadyRate: string;
-  only?: string;
+  only?: string[];
   warehouseRows: string;
   warehouseBatchRows: string;
   warehouseSteadySeconds: string;
@@ -62,7 +71,7 @@ interface BenchOptions {
 
 async function main(): Promise<void> {
   const options = program.opts<BenchOptions>();
-  const only = parseOnly(options.only);
+  const only = options.only;
   const runs = (phase: string) => only === undefined || only.includes(phase);
   const results: Record<string, unknown> = {
     date: new Date().toISOString(),
