@@ -15,6 +15,7 @@ const stagesAlone = [
 const step: PipelineStepCpu = {
   offeredRecordsPerSecond: 8_000,
   acknowledgedRecordsPerSecond: 8_000,
+  batchSize: 100,
   billingResultsAppliedPerSecond: 6_800,
   processes: {
     ingestor: { cpuCores: 0.08 },
@@ -119,7 +120,7 @@ describe('machineLimit', () => {
   it('prints the sum, the limit, the share and the next limit', () => {
     const text = machineLimitLines(machineLimit(input())).join('\n');
     expect(text).toContain('sum 20 µs/record → machine limit 2 × 1e6 / sum = 100,000 records/s');
-    expect(text).toContain('share of the limit 0.08 (target ≥ 0.6: NOT met)');
+    expect(text).toContain('highest sustained 8,000 records/s (batches of 100) → share of the limit 0.08 (target ≥ 0.6: NOT met)');
     expect(text).toContain('next limit: nats-server (15 µs/record');
   });
 

@@ -20,6 +20,8 @@ export interface StageAlone {
 export interface PipelineStepCpu {
   offeredRecordsPerSecond: number;
   acknowledgedRecordsPerSecond: number;
+  /** Records per SubmitTransactions call of the load generator (the ingestor's cost per record depends on it). */
+  batchSize?: number;
   /** Spend window results applied by billing per second (checks "per window result ≈ per record"). */
   billingResultsAppliedPerSecond?: number;
   processes: Record<string, { cpuCores: number; cpuMicrosecondsPerRecord?: number }>;
@@ -56,6 +58,8 @@ export interface MachineLimit {
   pipeline?: {
     /** Absent when no step of the pipeline was sustained. */
     highestSustainedRecordsPerSecond?: number;
+    /** Records per SubmitTransactions call in that step. */
+    batchSize?: number;
     share?: number;
     target: number;
     meetsTarget?: boolean;
@@ -123,6 +127,7 @@ export function machineLimit(input: MachineLimitInput): MachineLimit {
     const share = shareOf(limit);
     block.pipeline = {
       highestSustainedRecordsPerSecond: sustained,
+      batchSize: sustained === undefined ? undefined : step?.batchSize,
       share,
       target: SHARE_TARGET,
       meetsTarget: share === undefined ? undefined : share >= SHARE_TARGET,
@@ -165,7 +170,7 @@ export function machineLimitLines(block: MachineLimit): string[] {
     return lines;
   }
   lines.push(
-    `  pipeline highest sustained ${number(pipeline.highestSustainedRecordsPerSecond)} records/s → share of the limit ${pipeline.share} ` +
+    `  pipeline highest sustained ${number(pipeline.highestSustainedRecordsPerSecond)} records/s${pipeline.batchSize === undefined ? '' : ` (batches of ${pipeline.batchSize})`} → share of the limit ${pipeline.share} ` +
       `(target ≥ ${pipeline.target}: ${pipeline.meetsTarget ? 'met' : 'NOT met'})`,
   );
   // A process's fixed cost per second (timers, metrics, flushes) is spread over fewer records at a low rate.

@@ -284,7 +284,10 @@ async function ingestPhases(options: BenchOptions): Promise<{ results: Record<st
       'batch latency p99 (ms)': steady.batchLatencyMs.p99,
       'records not accepted': steady.notAccepted,
     });
-    const stage = ingestorMicrosecondsPerRecord === undefined ? undefined : { stage: 'ingestor', microsecondsPerRecord: ingestorMicrosecondsPerRecord, natsServerMicrosecondsPerRecord: natsMicrosecondsPerRecord };
+    const stage =
+      ingestorMicrosecondsPerRecord === undefined
+        ? undefined
+        : { stage: 'ingestor', microsecondsPerRecord: ingestorMicrosecondsPerRecord, natsServerMicrosecondsPerRecord: natsMicrosecondsPerRecord, note: `at saturation, batches of ${options.batchSize}` };
     return { results, stage };
   } finally {
     await nats.stop();
