@@ -3,7 +3,7 @@
  * embedded JetStream KV store; MongoDB when MONGODB_URI is set) and breach detection latency
  * (spend result published → alert stored in TOLL_ALERTS).
  */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
@@ -12,7 +12,8 @@ import { declareTopology, provisionTopology, shardForAccount } from '@tollstream
 import { startNats, startService, tempDir, type ServiceProcess } from '@tollstream/testing';
 import * as grpc from '@grpc/grpc-js';
 import { readMetrics, sumOf } from '@tollstream/service-kit';
-import { cpuSeconds, peakRssMiB, percentile } from './stats';
+import { microsecondsPerRecord } from './machine-limit';
+import { cpuSeconds, natsServerPid, peakRssMiB, percentile } from './stats';
 
 export interface BillingBenchOptions {
   /** Window results pre-filled in TOLL_AGG for the throughput phase. */
@@ -40,6 +41,12 @@ export interface BillingStoreFigures {
   rounds?: number;
   /** CPU seconds of billing-threshold and of nats-server during the throughput phase only. */
   throughputCpuSeconds?: { billing?: number; natsServer?: number };
+  /**
+   * CPU per window result applied (µs) of billing-threshold and of nats-server in the throughput phase.
+   * With 1-second spend windows the pipeline makes about one spend result per transaction (an account
+   * rarely passes twice in a second): per result ≈ per record.
+   */
+  cpuMicrosecondsPerResult?: { billing?: number; natsServer?: number };
   peakRssMiB?: number;
   breachLatencyMs: { p50: number; p90: number; p99: number; max: number; samples: number };
 }
@@ -117,22 +124,6 @@ async function publishResults(js: JetStreamClient, windows: CustomerSpendWindow[
   await Promise.all(pending);
 }
 
-/** The local nats-server process listening on the URL's port (the bench's own server), if found in /proc. */
-function natsServerPid(url: string): number | undefined {
-  const port = /:(\d+)\/?$/.exec(url)?.[1];
-  if (!port) return undefined;
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
-      if (cmdline[0]?.endsWith('nats-server') && cmdline.some((arg, i) => arg === port || arg.endsWith(`:${port}`) || (cmdline[i - 1] === '-p' && arg === port))) return Number(name);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return undefined;
-}
-
 const difference = (after: number | undefined, before: number | undefined): number | undefined =>
   after === undefined || before === undefined ? undefined : after - before;
 
@@ -201,6 +192,7 @@ async function benchStore(store: 'nats-kv' | 'mongodb', options: BillingBenchOpt
     const port = billing.httpPort;
     const natsPid = natsServerPid(nats.url);
     const cpuAtStart = { billing: cpuSeconds(billing.pid), nats: natsPid === undefined ? undefined : cpuSeconds(natsPid) };
+    const appliedAtCpuStart = await metricSum(port, 'tollstream_billing_results_total');
     // The shard engine applies nothing until it holds its shards' leases (a renew interval after
     // ready): the throughput phase starts at the first result applied, the start-up is reported apart.
     const readyAt = Date.now();
@@ -235,6 +227,12 @@ async function benchStore(store: 'nats-kv' | 'mongodb', options: BillingBenchOpt
     const throughputCpuSeconds = {
       billing: difference(cpu, cpuAtStart.billing),
       natsServer: natsPid === undefined ? undefined : difference(cpuSeconds(natsPid), cpuAtStart.nats),
+    };
+    // The CPU readings span the lease wait and the last flush too: per result applied since the first reading.
+    const appliedSinceCpuStart = options.results - appliedAtCpuStart;
+    const cpuMicrosecondsPerResult = {
+      billing: microsecondsPerRecord(throughputCpuSeconds.billing, appliedSinceCpuStart),
+      natsServer: microsecondsPerRecord(throughputCpuSeconds.natsServer, appliedSinceCpuStart),
     };
     log(`billing (${store}): ${measured} results in ${seconds.toFixed(1)} s from the first applied, the last flush included (${appliedAtStart} applied before; first result ${startupMs} ms after ready)`);
 
@@ -273,6 +271,7 @@ async function benchStore(store: 'nats-kv' | 'mongodb', options: BillingBenchOpt
       resultsPerSecond: Math.round(measured / seconds),
       cpuSeconds: cpu,
       throughputCpuSeconds,
+      cpuMicrosecondsPerResult,
       rounds,
       peakRssMiB: peakRssMiB(billing.pid),
       breachLatencyMs: {
@@ -316,6 +315,13 @@ export function printBillingBench(figures: BillingBenchFigures): void {
       console.log(
         `  ${store.store}: throughput phase: CPU billing-threshold ${share(t.billing)}, nats-server ${share(t.natsServer)}; ` +
           `${store.rounds ?? '?'} rounds`,
+      );
+    }
+    const perResult = store.cpuMicrosecondsPerResult;
+    if (perResult) {
+      console.log(
+        `  ${store.store}: CPU per window result applied: billing-threshold ${perResult.billing ?? '?'} µs, nats-server ${perResult.natsServer ?? '?'} µs ` +
+          '(per result ≈ per record: with 1-second spend windows the pipeline makes about one spend result per transaction)',
       );
     }
     const l = store.breachLatencyMs;

@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json FILE] [--seconds N] [--only ingest|windower|warehouse|billing|traffic|notifier|pipeline|ingest-durability]
+ * npm run bench [-- --json FILE] [--seconds N] [--only PHASE[,PHASE...]] (phases: ingest, windower, warehouse, billing, traffic, notifier, pipeline; ingest-durability only when named)
  * Measures, each beside the raw limit of the same machine in the same run: the ingestor (raw
  * JetStream publish), the windower (raw JetStream consume of the same stream), the
  * warehouse-loader (raw chDB insert of the same rows), and billing-threshold (results applied/s,
@@ -7,8 +7,11 @@
  * latencies, warehouse freshness, CPU and RSS per process at that rate and at 50,000 records/s).
  * `--only ingest-durability` (run only when asked): the ingestor with nats-server's default fsync
  * beside fsync on every write, side by side (ADR 0014).
+ * With the stage phases (ingest, windower, warehouse, billing) in the run: the machine limit (each
+ * stage's CPU per record alone, summed, cores × 1e6 / sum) and, with the pipeline phase too, the
+ * pipeline's highest sustained rate as a share of it and the next limit (machine-limit.ts).
  */
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -20,9 +23,20 @@ import { printWindowerBench, runWindowerBench } from './windower-load';
 import { printBillingBench, runBillingBench } from './billing-load';
 import { printNotifierBench, runNotifierBench } from './notifier-load';
 import { printTrafficBench, runTrafficBench } from './traffic-load';
-import { pipelineDefaults, printPipelineBench, runPipelineBench } from './pipeline-bench';
-import { cpuSeconds, peakRssMiB } from './stats';
+import { LOAD_GENERATOR, pipelineDefaults, printPipelineBench, runPipelineBench } from './pipeline-bench';
+import { machineLimit, machineLimitLines, microsecondsPerRecord, type StageAlone } from './machine-limit';
+import { parseOnly, phaseRuns, STAGE_PHASES } from './phases';
+import { cpuSeconds, natsServerPid, peakRssMiB } from './stats';
 import { printIngestDurabilityBench, runIngestDurabilityBench } from './ingest-durability';
+
+/** --only through commander: a bad phase is a usage error (message and exit code 1, no stack). */
+function onlyOption(value: string): string[] | undefined {
+  try {
+    return parseOnly(value);
+  } catch (error) {
+    throw new InvalidArgumentError(error instanceof Error ? error.message : String(error));
+  }
+}
 
 const program = new Command()
   .name('bench')
@@ -32,7 +46,7 @@ const program = new Command()
   .option('--batch-size <n>', 'records per SubmitTransactions call', '1000')
   .option('--concurrency <n>', 'batches in flight', '16')
   .option('--steady-rate <n>', 'offered load (records/s) of the latency phase', '50000')
-  .option('--only <phase>', 'run one phase only: ingest, windower, warehouse, billing, traffic, notifier or pipeline; or ingest-durability (only run when asked)')
+  .option('--only <phases>', 'run only these phases (comma-separated): ingest, windower, warehouse, billing, traffic, notifier, pipeline; ingest-durability runs only when named', onlyOption)
   .option('--durability-steady-rate <n>', 'offered load (records/s) of the steady phase of ingest-durability', '20000')
   .option('--durability-rounds <n>', 'rounds of ingest-durability (each measures both settings, in alternating order)', '2')
   .option('--windower-records <n>', 'transactions pre-filled in the stream for the windower throughput phase', '2000000')
@@ -50,7 +64,7 @@ interface BenchOptions {
   batchSize: string;
   concurrency: string;
   steadyRate: string;
-  only?: string;
+  only?: string[];
   warehouseRows: string;
   warehouseBatchRows: string;
   warehouseSteadySeconds: string;
@@ -62,33 +76,51 @@ interface BenchOptions {
   durabilityRounds: string;
 }
 
-const PHASES = ['ingest', 'windower', 'warehouse', 'billing', 'traffic', 'notifier', 'pipeline'];
-/** Phases that run only when named with --only. */
-const ON_REQUEST_PHASES = ['ingest-durability'];
-
 async function main(): Promise<void> {
   const options = program.opts<BenchOptions>();
-  if (options.only && ![...PHASES, ...ON_REQUEST_PHASES].includes(options.only)) {
-    throw new Error(`--only: expected one of ${[...PHASES, ...ON_REQUEST_PHASES].join(', ')}, got ${options.only}`);
-  }
-  const runs = (phase: string) => (ON_REQUEST_PHASES.includes(phase) ? options.only === phase : !options.only || options.only === phase);
+  const only = options.only;
+  const runs = (phase: string) => phaseRuns(only, phase);
   const results: Record<string, unknown> = {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
   };
-  if (runs('ingest')) Object.assign(results, await ingestPhases(options));
+  const stages: StageAlone[] = [];
+  if (runs('ingest')) {
+    const ingest = await ingestPhases(options);
+    Object.assign(results, ingest.results);
+    if (ingest.stage) stages.push(ingest.stage);
+  }
   if (runs('windower')) {
     process.stdout.write('windower: filling streams, raw consume, windower throughput and memory... ');
     const windower = await runWindowerBench({ records: Number(options.windowerRecords), openAccounts: Number(options.windowerAccounts) });
     console.log('done');
     printWindowerBench(windower);
     results['windower'] = { ...windower, targets: { recordsPerSecond: 150_000, peakRssMiBFor1MAccounts: 512 } };
+    if (windower.windowerCpuMicrosecondsPerRecord !== undefined) {
+      stages.push({ stage: 'windower', microsecondsPerRecord: windower.windowerCpuMicrosecondsPerRecord, natsServerMicrosecondsPerRecord: windower.natsServerCpuMicrosecondsPerRecord });
+    }
   }
-  if (runs('warehouse')) results['warehouse'] = await warehousePhase(options);
+  if (runs('warehouse')) {
+    const warehouse = await warehousePhase(options);
+    results['warehouse'] = warehouse;
+    if (warehouse.loaderCpuMicrosecondsPerRecord !== undefined) {
+      stages.push({ stage: 'warehouse-loader', microsecondsPerRecord: warehouse.loaderCpuMicrosecondsPerRecord, natsServerMicrosecondsPerRecord: warehouse.natsServerCpuMicrosecondsPerRecord });
+    }
+  }
   if (runs('billing')) {
     const billing = await runBillingBench();
     printBillingBench(billing);
     results['billing'] = billing;
+    // The pipeline's store (BILLING_STORE defaults to the JetStream KV store).
+    const perResult = billing.stores.find((store) => store.store === 'nats-kv')?.cpuMicrosecondsPerResult;
+    if (perResult?.billing !== undefined) {
+      stages.push({
+        stage: 'billing-threshold',
+        microsecondsPerRecord: perResult.billing,
+        natsServerMicrosecondsPerRecord: perResult.natsServer,
+        note: 'per window result applied ≈ per record: with 1-second spend windows the pipeline makes about one spend result per transaction',
+      });
+    }
   }
   if (runs('traffic')) {
     const traffic = await runTrafficBench();
@@ -100,13 +132,14 @@ async function main(): Promise<void> {
     printNotifierBench(notifier);
     results['notifier'] = notifier;
   }
+  let pipeline: Awaited<ReturnType<typeof runPipelineBench>> | undefined;
   if (runs('pipeline')) {
     const rates = (options.pipelineRates ?? '')
       .split(',')
       .filter((rate) => rate.trim() !== '')
       .map(Number);
     if (rates.some((rate) => !Number.isFinite(rate) || rate <= 0)) throw new Error(`--pipeline-rates: expected positive numbers, got ${options.pipelineRates}`);
-    const pipeline = await runPipelineBench({ stepSeconds: Number(options.pipelineStepSeconds), rates });
+    pipeline = await runPipelineBench({ stepSeconds: Number(options.pipelineStepSeconds), rates });
     printPipelineBench(pipeline);
     results['pipeline'] = pipeline;
   }
@@ -124,6 +157,19 @@ async function main(): Promise<void> {
     );
     printIngestDurabilityBench(durability);
     results['ingestDurability'] = durability;
+  }
+  // The block needs every stage phase, or the pipeline and at least one (it then names the stages missing from the sum).
+  const stagePhasesRun = STAGE_PHASES.filter(([phase]) => runs(phase)).length;
+  if (stagePhasesRun === STAGE_PHASES.length || (pipeline && stagePhasesRun > 0)) {
+    const block = machineLimit({
+      cores: cpus().length,
+      stages,
+      expectedStages: STAGE_PHASES.map(([, stage]) => stage),
+      pipeline: pipeline && { highestSustainedRecordsPerSecond: pipeline.highestSustainedRecordsPerSecond, atHighestSustained: pipeline.atHighestSustained },
+      notPipeline: [LOAD_GENERATOR],
+    });
+    console.log(`\n${machineLimitLines(block).join('\n')}`);
+    results['machineLimit'] = block;
   }
   if (options.json) writeFileSync(options.json, JSON.stringify(results, null, 2));
 }
@@ -152,6 +198,8 @@ async function warehousePhase(options: BenchOptions): Promise<WarehouseBenchResu
       'loader / raw': warehouse.loaderShareOfRaw,
       'target loader rows/s': 200_000,
       'loader CPU (cores)': warehouse.loaderCpuCoresUsed,
+      'loader CPU per row (µs)': warehouse.loaderCpuMicrosecondsPerRecord,
+      'nats-server CPU per row (µs)': warehouse.natsServerCpuMicrosecondsPerRecord,
       'loader peak RSS (MiB)': warehouse.loaderPeakRssMiB,
       'count() raw table (ms)': warehouse.countMs.raw,
       'count() FINAL view (ms)': warehouse.countMs.final,
@@ -172,7 +220,7 @@ async function warehousePhase(options: BenchOptions): Promise<WarehouseBenchResu
 }
 
 // ---- ingest phases -----------------------------------------------------------------------------
-async function ingestPhases(options: BenchOptions): Promise<Record<string, unknown>> {
+async function ingestPhases(options: BenchOptions): Promise<{ results: Record<string, unknown>; stage?: StageAlone }> {
   const nats = await startNats();
   const dir = await tempDir('bench');
   const token = 'bench-station-token-0000000001';
@@ -186,6 +234,8 @@ async function ingestPhases(options: BenchOptions): Promise<Record<string, unkno
 
     const ingestor = await startIngestor({ natsUrl: nats.url, credentialsFile });
     const cpuBefore = cpuSeconds(ingestor.pid) ?? 0;
+    const natsPid = natsServerPid(nats.url);
+    const natsCpuBefore = natsPid === undefined ? undefined : cpuSeconds(natsPid);
     process.stdout.write(`ingest at saturation for ${options.seconds} s... `);
     const loadOptions = {
       address: `127.0.0.1:${ingestor.grpcPort}`,
@@ -199,6 +249,11 @@ async function ingestPhases(options: BenchOptions): Promise<Record<string, unkno
     const load = await runIngestLoad(loadOptions);
     console.log('done');
     const ingestorCpu = (cpuSeconds(ingestor.pid) ?? 0) - cpuBefore;
+    const natsCpuAfter = natsPid === undefined ? undefined : cpuSeconds(natsPid);
+    const natsCpu = natsCpuAfter === undefined || natsCpuBefore === undefined ? undefined : natsCpuAfter - natsCpuBefore;
+    // Per record accepted at saturation (the rejected ones cost CPU too, but there are none in a clean run: reported below).
+    const ingestorMicrosecondsPerRecord = microsecondsPerRecord(ingestorCpu, load.accepted);
+    const natsMicrosecondsPerRecord = microsecondsPerRecord(natsCpu, load.accepted);
     process.stdout.write(`ingest at a steady ${options.steadyRate} records/s for ${options.seconds} s... `);
     const steady = await runIngestLoad({
       ...loadOptions,
@@ -217,6 +272,8 @@ async function ingestPhases(options: BenchOptions): Promise<Record<string, unkno
         batchSize: Number(options.batchSize),
         concurrentBatches: Number(options.concurrency),
         ingestorCpuCoresUsed: Math.round((ingestorCpu / Number(options.seconds)) * 100) / 100,
+        ingestorCpuMicrosecondsPerRecord: ingestorMicrosecondsPerRecord,
+        natsServerCpuMicrosecondsPerRecord: natsMicrosecondsPerRecord,
         ingestorPeakRssMiB: ingestorPeakRss === undefined ? undefined : Math.round(ingestorPeakRss),
       },
       steady: { offeredRecordsPerSecond: Number(options.steadyRate), batchSize: 250, ...steady },
@@ -236,6 +293,8 @@ async function ingestPhases(options: BenchOptions): Promise<Record<string, unkno
       'batch latency p99 (ms)': load.batchLatencyMs.p99,
       'batch size': Number(options.batchSize),
       'ingestor CPU (cores)': results.ingest.ingestorCpuCoresUsed,
+      'ingestor CPU per record (µs)': ingestorMicrosecondsPerRecord,
+      'nats-server CPU per record (µs)': natsMicrosecondsPerRecord,
       'ingestor peak RSS (MiB)': results.ingest.ingestorPeakRssMiB,
       'records not accepted': load.notAccepted,
     });
@@ -247,7 +306,11 @@ async function ingestPhases(options: BenchOptions): Promise<Record<string, unkno
       'batch latency p99 (ms)': steady.batchLatencyMs.p99,
       'records not accepted': steady.notAccepted,
     });
-    return results;
+    const stage =
+      ingestorMicrosecondsPerRecord === undefined
+        ? undefined
+        : { stage: 'ingestor', microsecondsPerRecord: ingestorMicrosecondsPerRecord, natsServerMicrosecondsPerRecord: natsMicrosecondsPerRecord, note: `at saturation, batches of ${options.batchSize}` };
+    return { results, stage };
   } finally {
     await nats.stop();
     await dir.remove();

@@ -11,7 +11,7 @@
  * peak RSS of every process, consumer lags; raw JetStream rates of the same run beside them.
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { jetstreamManager, type ConsumerInfo, type JetStreamManager } from '@nats-io/jetstream';
@@ -31,7 +31,8 @@ import { localMemoryBudget, repositoryRoot, serviceNodeArgs, startIngestor, star
 import { checkEncoder, IngestSender, RequestEncoder, type RecordSpec } from './pipeline-load';
 import { measureRawJetStream, type RawJetStreamFigures } from './raw-jetstream';
 import { histogramBuckets, readMetrics, sumOf, type MetricSample } from '@tollstream/service-kit';
-import { cpuSeconds, histogramQuantile, peakRssMiB, percentile } from './stats';
+import { stepMicrosecondsPerRecord } from './machine-limit';
+import { cpuSeconds, histogramQuantile, natsServerPid, peakRssMiB, percentile } from './stats';
 
 export interface PipelineBenchOptions {
   stepSeconds: number;
@@ -69,7 +70,8 @@ function serviceNodeArgsText(): string {
   return PIPELINE_APPS.map((app) => `${app}: ${serviceNodeArgs(app).join(' ') || '(none)'}`).join('; ');
 }
 
-const LOAD_GENERATOR = 'bench (load generator)';
+/** The bench process's name among the pipeline's processes (it sends the load; not part of the platform). */
+export const LOAD_GENERATOR = 'bench (load generator)';
 const PIPELINE_APPS = ['ingestor', 'windower', 'billing-threshold', 'traffic-anomaly', 'warehouse-loader', 'notifier'];
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const round = (value: number, digits = 0) => (Number.isFinite(value) ? Math.round(value * 10 ** digits) / 10 ** digits : Number.NaN);
@@ -90,6 +92,8 @@ export interface LagSeries {
 export interface ProcessFigures {
   pid: number;
   cpuCores: number;
+  /** CPU per record acknowledged in the step (µs): cores used / acknowledged records per second. */
+  cpuMicrosecondsPerRecord?: number;
   /** Highest VmRSS sampled during the step (every second). */
   peakRssMiB: number;
   /** VmHWM at the end of the step: the process's lifetime peak. */
@@ -159,21 +163,6 @@ function rssMiB(pid: number): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** The pid of the nats-server listening on the port of `url` (the harness does not expose it). */
-function natsServerPid(url: string): number | undefined {
-  const port = new URL(url.replace(/^nats:/, 'http:')).port;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (args[0]?.endsWith('nats-server') && args.includes(port)) return Number(entry);
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  return undefined;
 }
 
 /** How long a service under load may take to answer /metrics before the step fails naming it (its event loop is starved). */
@@ -611,6 +600,7 @@ async function runStep(platform: Platform, state: RunState, rate: number, option
     processes[name] = {
       pid,
       cpuCores: round(cpu.get(name) ?? Number.NaN, 2),
+      cpuMicrosecondsPerRecord: stepMicrosecondsPerRecord(cpu.get(name) ?? Number.NaN, acknowledgedPerSecond),
       peakRssMiB: round(Math.max(...samples.map((s) => s.rss.get(name) ?? 0))),
       lifetimePeakRssMiB: round(peakRssMiB(pid) ?? Number.NaN),
     };
@@ -659,7 +649,7 @@ function stepLine(step: PipelineStep): string {
     .map(([name, lag]) => `${name} mid ${lag.atMid} end ${lag.atEnd} (${lag.secondsBehindAtEnd} s behind) max ${lag.max}/${lag.bound}`)
     .join('; ');
   const cpu = Object.entries(step.processes)
-    .map(([name, p]) => `${name} ${p.cpuCores}`)
+    .map(([name, p]) => `${name} ${p.cpuCores} (${p.cpuMicrosecondsPerRecord ?? '?'} µs/record)`)
     .join(', ');
   return (
     `pipeline step ${step.offeredRecordsPerSecond} records/s offered (${step.seconds} s, batches of ${step.batchSize}): sent ${step.sentRecordsPerSecond}/s, acknowledged ${step.acknowledgedRecordsPerSecond}/s; ` +
@@ -781,7 +771,7 @@ export function printPipelineBench(figures: PipelineBenchFigures): void {
       'ingest batch latency p50 / p99 (ms)': `${step.batchLatencyMs.p50} / ${step.batchLatencyMs.p99}`,
       'window results published / applied by billing (per s)': `${step.windowResultsPerSecond} / ${step.billingResultsAppliedPerSecond}`,
     };
-    for (const [name, p] of Object.entries(step.processes)) row[`${name}: CPU cores / peak RSS MiB`] = `${p.cpuCores} / ${p.peakRssMiB}`;
+    for (const [name, p] of Object.entries(step.processes)) row[`${name}: CPU cores / µs per record / peak RSS MiB`] = `${p.cpuCores} / ${p.cpuMicrosecondsPerRecord ?? '?'} / ${p.peakRssMiB}`;
     row['pipeline RSS: nats-server + 6 services, peak of the sum / sum of peaks (MiB) [target < 2048]'] = `${step.pipelineRssMiB.peakOfSum} / ${step.pipelineRssMiB.sumOfPeaks}`;
     row['with the load generator, sum of peaks (MiB)'] = step.totalPeakRssMiB;
     return row;

@@ -19,7 +19,8 @@ import {
   transactionTsv,
 } from '@tollstream/warehouse';
 import { histogramBuckets, readMetrics } from '@tollstream/service-kit';
-import { cpuSeconds, histogramQuantile, peakRssMiB } from './stats';
+import { microsecondsPerRecord } from './machine-limit';
+import { cpuSeconds, histogramQuantile, natsServerPid, peakRssMiB } from './stats';
 
 export interface WarehouseBenchOptions {
   natsUrl: string;
@@ -42,6 +43,9 @@ export interface WarehouseBenchResults {
   loaderRowsPerSecond: number;
   loaderShareOfRaw: number;
   loaderCpuCoresUsed?: number;
+  /** CPU per row stored (µs) of the loader, and of nats-server delivering them, draining the pre-filled stream. */
+  loaderCpuMicrosecondsPerRecord?: number;
+  natsServerCpuMicrosecondsPerRecord?: number;
   loaderPeakRssMiB?: number;
   countMs: { raw: number; final: number };
   steady: {
@@ -204,6 +208,8 @@ export async function runWarehouseBench(options: WarehouseBenchOptions, log: (te
       readyTimeoutMs: 120_000,
     });
     const cpuBefore = cpuSeconds(loader.pid) ?? 0;
+    const natsPid = natsServerPid(options.natsUrl);
+    const natsCpuBefore = natsPid === undefined ? undefined : cpuSeconds(natsPid);
     let firstDeliveryAt = 0;
     let doneAt = 0;
     await waitFor(
@@ -221,6 +227,8 @@ export async function runWarehouseBench(options: WarehouseBenchOptions, log: (te
     );
     const loaderSeconds = (doneAt - firstDeliveryAt) / 1000;
     const loaderCpu = (cpuSeconds(loader.pid) ?? 0) - cpuBefore;
+    const natsCpuAfter = natsPid === undefined ? undefined : cpuSeconds(natsPid);
+    const natsCpu = natsCpuAfter === undefined || natsCpuBefore === undefined ? undefined : natsCpuAfter - natsCpuBefore;
     const loaderRate = Math.round(options.rows / loaderSeconds);
     log(`${loaderRate} rows/s\n`);
 
@@ -272,6 +280,8 @@ export async function runWarehouseBench(options: WarehouseBenchOptions, log: (te
       loaderRowsPerSecond: loaderRate,
       loaderShareOfRaw: round(loaderRate / rawRate, 2),
       loaderCpuCoresUsed: round(loaderCpu / loaderSeconds, 2),
+      loaderCpuMicrosecondsPerRecord: microsecondsPerRecord(loaderCpu, options.rows),
+      natsServerCpuMicrosecondsPerRecord: microsecondsPerRecord(natsCpu, options.rows),
       loaderPeakRssMiB: peak === undefined ? undefined : Math.round(peak),
       countMs: { raw: countRaw.elapsedMs, final: countFinal.elapsedMs },
       steady: {

@@ -9,7 +9,8 @@ import { Subjects, TransactionBatch, VehicleClass, type IngestedTransaction } fr
 import { declareTopology, partitionForStation, provisionTopology } from '@tollstream/messaging';
 import { startNats, startWindower, waitFor } from '@tollstream/testing';
 import { readMetrics, sumOf } from '@tollstream/service-kit';
-import { cpuSeconds, peakRssMiB } from './stats';
+import { microsecondsPerRecord } from './machine-limit';
+import { cpuSeconds, natsServerPid, peakRssMiB } from './stats';
 
 const PARTITIONS = 8;
 const RECORDS_PER_MESSAGE = 500;
@@ -21,6 +22,9 @@ export interface WindowerBenchFigures {
   windowerRecordsPerSecond: number;
   windowerResultsPublished: number;
   windowerCpuCoresUsed: number;
+  /** CPU per record read (µs) of the windower, and of nats-server delivering them, in the throughput phase. */
+  windowerCpuMicrosecondsPerRecord?: number;
+  natsServerCpuMicrosecondsPerRecord?: number;
   windowerPeakRssMiB?: number;
   openWindowsAccounts: number;
   openWindowsPeakRssMiB?: number;
@@ -118,14 +122,17 @@ async function runWindower(natsUrl: string, records: number, env: NodeJS.Process
   process.env['TOLLSTREAM_SERVICE_NODE_ARGS'] ??= PRODUCTION_NODE_ARGS;
   const windower = await startWindower({ natsUrl, env: { TOLL_TX_PARTITIONS: String(PARTITIONS), ...env } });
   try {
+    const natsPid = natsServerPid(natsUrl);
     let firstAt = 0;
     let cpuAtFirst = 0;
+    let natsCpuAtFirst: number | undefined;
     await waitFor(
       async () => {
         const read = await metric(windower.httpPort, 'tollstream_windower_records_total');
         if (read > 0 && firstAt === 0) {
           firstAt = performance.now();
           cpuAtFirst = cpuSeconds(windower.pid) ?? 0;
+          natsCpuAtFirst = natsPid === undefined ? undefined : cpuSeconds(natsPid);
         }
         return read >= records;
       },
@@ -133,9 +140,13 @@ async function runWindower(natsUrl: string, records: number, env: NodeJS.Process
     );
     const seconds = (performance.now() - firstAt) / 1000;
     const cpu = (cpuSeconds(windower.pid) ?? 0) - cpuAtFirst;
+    const natsCpuAtEnd = natsPid === undefined ? undefined : cpuSeconds(natsPid);
+    const natsCpu = natsCpuAtEnd === undefined || natsCpuAtFirst === undefined ? undefined : natsCpuAtEnd - natsCpuAtFirst;
     return {
       recordsPerSecond: Math.round(records / seconds),
       cpuCores: Math.round((cpu / seconds) * 100) / 100,
+      cpuMicrosecondsPerRecord: microsecondsPerRecord(cpu, records),
+      natsServerCpuMicrosecondsPerRecord: microsecondsPerRecord(natsCpu, records),
       results: await metric(windower.httpPort, 'tollstream_windower_results_total'),
       openSpendWindows: await metric(windower.httpPort, 'tollstream_windower_open_windows', { aggregate: 'customer_spend' }),
       peakRssMiB: peakRssMiB(windower.pid),
@@ -192,6 +203,8 @@ export async function runWindowerBench(options: { records: number; openAccounts:
     windowerRecordsPerSecond: throughput.recordsPerSecond,
     windowerResultsPublished: throughput.results,
     windowerCpuCoresUsed: throughput.cpuCores,
+    windowerCpuMicrosecondsPerRecord: throughput.cpuMicrosecondsPerRecord,
+    natsServerCpuMicrosecondsPerRecord: throughput.natsServerCpuMicrosecondsPerRecord,
     windowerPeakRssMiB: throughput.peakRssMiB === undefined ? undefined : Math.round(throughput.peakRssMiB),
     openWindowsAccounts: memory.openSpendWindows,
     openWindowsPeakRssMiB: memory.peakRssMiB === undefined ? undefined : Math.round(memory.peakRssMiB),
@@ -208,6 +221,8 @@ export function printWindowerBench(figures: WindowerBenchFigures): void {
     'target (records/s)': 150_000,
     'window results published': figures.windowerResultsPublished,
     'windower CPU (cores)': figures.windowerCpuCoresUsed,
+    'windower CPU per record (µs)': figures.windowerCpuMicrosecondsPerRecord,
+    'nats-server CPU per record (µs)': figures.natsServerCpuMicrosecondsPerRecord,
     'windower peak RSS (MiB)': figures.windowerPeakRssMiB,
   });
   console.log('Windower holding 1,000,000 distinct accounts in open spend windows (tumbling:10m)');
