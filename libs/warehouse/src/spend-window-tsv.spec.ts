@@ -33,6 +33,8 @@ const text = fc.oneof(
 const instant = fc.option(
   fc.oneof(
     { weight: 40, arbitrary: fc.integer({ min: 1e12, max: 4e12 }).map((ms) => new Date(ms)) },
+    // Milliseconds with trailing zeros (written without them) and the largest valid Date.
+    { weight: 4, arbitrary: fc.constantFrom(1e12, 1.8e12 + 500, 1.8e12 + 10, 1.8e12 + 1, 1.8e12 + 120, 8.64e15 - 1).map((ms) => new Date(ms)) },
     { weight: 1, arbitrary: fc.constantFrom(new Date(0), new Date('1999-01-02T03:04:05.006Z'), new Date(-5_000)) },
   ),
   { nil: undefined, freq: 6 },

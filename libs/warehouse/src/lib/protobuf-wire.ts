@@ -137,18 +137,19 @@ export class TsvBuffer {
     this.bytes = bigger;
   }
 
-  /** One byte (a separator); the caller made room with `ensure` or a field write. */
+  /** One byte (a separator). */
   byte(value: number): void {
+    if (this.length === this.bytes.length) this.ensure(1);
     this.bytes[this.length++] = value;
   }
 
   /**
-   * Copies data[start, end) as a TabSeparated field (escaping \\ \t \n \r \0), with room for one
-   * separator byte after it. A field with non-ASCII bytes must be valid UTF-8 for the copy to equal
-   * what the decoder reads (it would replace invalid sequences): not handled otherwise.
+   * Copies data[start, end) as a TabSeparated field (escaping \\ \t \n \r \0). A field with
+   * non-ASCII bytes must be valid UTF-8 for the copy to equal what the decoder reads (it would
+   * replace invalid sequences): not handled otherwise.
    */
   field(data: Uint8Array, start: number, end: number): void {
-    this.ensure((end - start) * 2 + 1);
+    this.ensure((end - start) * 2);
     const bytes = this.bytes;
     let at = this.length;
     let high = 0;
@@ -173,6 +174,38 @@ export class TsvBuffer {
     let at = this.length;
     for (let i = 0; i < text.length; i++) bytes[at++] = text.charCodeAt(i);
     this.length = at;
+  }
+
+  /** A non-negative safe integer in decimal, as String(value) writes it (without making the string). */
+  integer(value: number): void {
+    this.ensure(16);
+    let digits = 1;
+    for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+    const bytes = this.bytes;
+    let at = this.length + digits;
+    this.length = at;
+    let rest = value;
+    do {
+      bytes[--at] = 0x30 + (rest % 10);
+      rest = Math.floor(rest / 10);
+    } while (rest > 0);
+  }
+
+  /**
+   * DateTime64(3) text of an instant in epoch ms from 2001-09-09 on, as `timestampText` writes it:
+   * String(ms / 1000), Unix seconds with the milliseconds' trailing zeros dropped ("1795446675.2").
+   */
+  unixSeconds(ms: number): void {
+    this.integer(Math.floor(ms / 1000));
+    const millis = ms % 1000;
+    if (millis === 0) return;
+    this.ensure(4);
+    const bytes = this.bytes;
+    bytes[this.length++] = 0x2e;
+    bytes[this.length++] = 0x30 + Math.floor(millis / 100);
+    if (millis % 100 === 0) return;
+    bytes[this.length++] = 0x30 + (Math.floor(millis / 10) % 10);
+    if (millis % 10 !== 0) bytes[this.length++] = 0x30 + (millis % 10);
   }
 
   /** Appends bytes written earlier (a per-message row tail). */

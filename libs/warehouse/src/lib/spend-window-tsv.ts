@@ -102,7 +102,7 @@ function checkLateTransaction(cursor: Cursor, end: number): void {
 /** timestampText of the instant, for the ones the fast path takes. */
 function writeTimestamp(ms: number): void {
   if (ms === NO_TIME || ms === 0) out.ascii(EPOCH_TEXT);
-  else if (ms >= 1e12 && ms < 8.64e15) out.ascii(String(ms / 1000));
+  else if (ms >= 1e12 && ms < 8.64e15) out.unixSeconds(ms);
   else throw notHandled; // as "YYYY-MM-DD hh:mm:ss.sss" or an invalid Date: the decoder path's case
 }
 
@@ -147,8 +147,10 @@ function read(data: Uint8Array, streamSequence: number): SpendWindowTsv {
   // Per-message tail of every row: "\t<batch_id>\t<input_sequence>\t<stream_sequence>\n".
   out.byte(TAB);
   out.field(data, batchStart, batchEnd);
-  out.ascii(`\t${inputSequence}\t${streamSequence}`);
-  out.ensure(1);
+  out.byte(TAB);
+  out.integer(inputSequence);
+  out.byte(TAB);
+  out.integer(streamSequence);
   out.byte(NEWLINE);
   const tail = out.take();
 
@@ -218,11 +220,19 @@ function read(data: Uint8Array, streamSequence: number): SpendWindowTsv {
     out.field(data, currencyStart, currencyEnd);
     out.byte(TAB);
     writeTimestamp(startMs);
-    out.ascii('\t');
+    out.byte(TAB);
     writeTimestamp(endMs);
-    out.ascii(`\t${sourcePartition}\t${revision}\t`);
+    out.byte(TAB);
+    out.integer(sourcePartition);
+    out.byte(TAB);
+    out.integer(revision);
+    out.byte(TAB);
     out.field(data, resultStart, resultEnd);
-    out.ascii(`\t${amountMinor}\t${transactionCount}\t`);
+    out.byte(TAB);
+    out.integer(amountMinor);
+    out.byte(TAB);
+    out.integer(transactionCount);
+    out.byte(TAB);
     writeTimestamp(lastOccurredMs);
     out.append(tail);
     rowCount++;

@@ -86,7 +86,9 @@ function read(data: Uint8Array, streamSequence: number): TransactionTsv {
   out.length = 0;
   if (records === 0) return { body: Buffer.alloc(0), rowCount: 0, oldestIngestedAtMs: Number.NaN };
   // Per-message tail of every row: "\t<stream_sequence>\t<batch_id>\n".
-  out.ascii(`\t${streamSequence}\t`);
+  out.byte(TAB);
+  out.integer(streamSequence);
+  out.byte(TAB);
   out.field(data, batchStart, batchEnd);
   out.byte(NEWLINE);
   const tail = out.take();
@@ -169,10 +171,17 @@ function read(data: Uint8Array, streamSequence: number): TransactionTsv {
       out.field(data, stringStart[f], stringEnd[f]);
       out.byte(TAB);
     }
-    out.ascii(`${vehicleClass < classNames.length ? classNames[vehicleClass] : vehicleClassName(vehicleClass)}\t${amountMinor}\t`);
+    out.ascii(vehicleClass < classNames.length ? classNames[vehicleClass] : vehicleClassName(vehicleClass));
+    out.byte(TAB);
+    out.integer(amountMinor);
+    out.byte(TAB);
     out.field(data, currencyStart, currencyEnd);
-    // As timestampText for instants from 2001-09-09 on: Unix seconds with milliseconds.
-    out.ascii(`\t${occurredAtMs / 1000}\t${ingestedAtMs / 1000}\t${partition}`);
+    out.byte(TAB);
+    out.unixSeconds(occurredAtMs);
+    out.byte(TAB);
+    out.unixSeconds(ingestedAtMs);
+    out.byte(TAB);
+    out.integer(partition);
     out.append(tail);
     rowCount++;
   }
