@@ -23,6 +23,9 @@ function viaDecoder(data: Uint8Array, seq: number): string[] | undefined {
   return spendWindowRows(batch, seq);
 }
 
+/** The engine reads ten digits of Unix seconds at most (spend-window-tsv.ts). */
+const UNIX_SECONDS_END_MS = 1e13;
+
 const text = fc.oneof(
   fc.string({ maxLength: 12 }),
   fc.string({ maxLength: 6, unit: 'grapheme' }),
@@ -33,9 +36,10 @@ const text = fc.oneof(
 const instant = fc.option(
   fc.oneof(
     { weight: 40, arbitrary: fc.integer({ min: 1e12, max: 4e12 }).map((ms) => new Date(ms)) },
-    // Milliseconds with trailing zeros (written without them) and the largest valid Date.
-    { weight: 4, arbitrary: fc.constantFrom(1e12, 1.8e12 + 500, 1.8e12 + 10, 1.8e12 + 1, 1.8e12 + 120, 8.64e15 - 1).map((ms) => new Date(ms)) },
-    { weight: 1, arbitrary: fc.constantFrom(new Date(0), new Date('1999-01-02T03:04:05.006Z'), new Date(-5_000)) },
+    // Milliseconds with trailing zeros (written without them) and the last instant of ten-digit Unix seconds.
+    { weight: 4, arbitrary: fc.constantFrom(1e12, 1.8e12 + 500, 1.8e12 + 10, 1.8e12 + 1, 1.8e12 + 120, UNIX_SECONDS_END_MS - 1).map((ms) => new Date(ms)) },
+    // The decoder path's: written as a date, at or before the epoch, beyond ten-digit Unix seconds (the insert fails).
+    { weight: 1, arbitrary: fc.constantFrom(new Date(0), new Date('1999-01-02T03:04:05.006Z'), new Date(-5_000), new Date(UNIX_SECONDS_END_MS), new Date(8.64e15)) },
   ),
   { nil: undefined, freq: 6 },
 );
@@ -114,7 +118,8 @@ const message = fc.oneof(
 
 /** Would the decoder's path write every row as the fast path does (no instant before 2001 written as a date...)? */
 function ordinary(batch: CustomerSpendBatch): boolean {
-  const time = (date: Date | undefined) => date === undefined || date.getTime() === 0 || date.getTime() >= 1e12;
+  const time = (date: Date | undefined) =>
+    date === undefined || date.getTime() === 0 || (date.getTime() >= 1e12 && date.getTime() < UNIX_SECONDS_END_MS);
   // The watermark and final_before are only read: any instant from the epoch on will do.
   const unused = (date: Date | undefined) => date === undefined || date.getTime() >= 0;
   return unused(batch.watermark) && unused(batch.finalBefore) && batch.windows.every(
@@ -138,16 +143,16 @@ describe('spendWindowTsv (the loader fast path for spend windows)', () => {
           expect(fast.rowCount).toBe(slow?.length);
         }
       }),
-      { numRuns: 1_500 },
+      { numRuns: 1_000 },
     );
-    expect(answered).toBeGreaterThan(300);
+    expect(answered).toBeGreaterThan(200);
 
     // Unchanged encodings of ordinary batches are always answered (not declined for nothing).
     fc.assert(
       fc.property(spendBatch, (batch) => {
         if (ordinary(batch)) expect(spendWindowTsv(CustomerSpendBatch.encode(batch).finish(), 7)).toBeDefined();
       }),
-      { numRuns: 500 },
+      { numRuns: 300 },
     );
   });
 

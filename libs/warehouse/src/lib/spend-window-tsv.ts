@@ -26,7 +26,7 @@ import {
  * It only handles the common case exactly as `spendWindowRows(CustomerSpendBatch.decode(data), seq)`
  * would store it: it returns undefined for anything else (malformed input the decoder would refuse or
  * read differently, invalid UTF-8, a negative or unsafe integer, a source partition beyond UInt16, an
- * instant between the epoch and 2001-09-09, a window timestamp given twice), and the caller then takes
+ * instant between the epoch and 2001-09-09 or from 2286-11-20 on, a window timestamp given twice), and the caller then takes
  * the decoder's path. Checked against that path by tests, down to what the engine stores.
  */
 export interface SpendWindowTsv {
@@ -63,6 +63,12 @@ const MAX_SOURCE_PARTITION = 0xffff;
 /** timestampText of a missing time or one at or before the epoch. */
 const EPOCH_TEXT = '1970-01-01 00:00:00.000';
 const NO_TIME = -1;
+/**
+ * The engine reads Unix seconds of ten digits at most (from 2286-11-20 on it refuses the insert:
+ * "unexpected number of decimal digits: 11", measured): such an instant goes the decoder's way, so
+ * that the two formats need not fail alike.
+ */
+const UNIX_SECONDS_END_MS = 1e13;
 
 const out = new TsvBuffer();
 
@@ -102,7 +108,7 @@ function checkLateTransaction(cursor: Cursor, end: number): void {
 /** timestampText of the instant, for the ones the fast path takes. */
 function writeTimestamp(ms: number): void {
   if (ms === NO_TIME || ms === 0) out.ascii(EPOCH_TEXT);
-  else if (ms >= 1e12 && ms < 8.64e15) out.unixSeconds(ms);
+  else if (ms >= 1e12 && ms < UNIX_SECONDS_END_MS) out.unixSeconds(ms);
   else throw notHandled; // as "YYYY-MM-DD hh:mm:ss.sss" or an invalid Date: the decoder path's case
 }
 
