@@ -15,6 +15,8 @@ const text = fc.oneof(
 const instant = fc.oneof(
   fc.integer({ min: 1e12, max: 4e12 }).map((ms) => new Date(ms)),
   fc.constantFrom(new Date('1999-01-02T03:04:05.006Z'), new Date(0)),
+  // More than ten digits of Unix seconds (written another way by the fast path), the largest Date.
+  fc.constantFrom(new Date(2e13 + 120), new Date(8.64e15 - 1), new Date(1e13)),
 );
 const record: fc.Arbitrary<IngestedTransaction> = fc.record({
   transaction: fc.option(

@@ -196,11 +196,28 @@ export class TsvBuffer {
    * String(ms / 1000), Unix seconds with the milliseconds' trailing zeros dropped ("1795446675.2").
    */
   unixSeconds(ms: number): void {
-    this.integer(Math.floor(ms / 1000));
-    const millis = ms % 1000;
-    if (millis === 0) return;
-    this.ensure(4);
+    const seconds = Math.floor(ms / 1000);
+    const millis = ms - seconds * 1000;
+    this.ensure(21);
     const bytes = this.bytes;
+    if (seconds >= 1e9 && seconds < 1e10) {
+      // Until 2286: ten digits, written as two int32 halves (cheaper than division on doubles).
+      let high = Math.floor(seconds / 100_000);
+      let low = seconds - high * 100_000;
+      let at = this.length + 10;
+      this.length = at;
+      for (let i = 0; i < 5; i++) {
+        bytes[--at] = 0x30 + (low % 10);
+        low = (low / 10) | 0;
+      }
+      for (let i = 0; i < 5; i++) {
+        bytes[--at] = 0x30 + (high % 10);
+        high = (high / 10) | 0;
+      }
+    } else {
+      this.integer(seconds);
+    }
+    if (millis === 0) return;
     bytes[this.length++] = 0x2e;
     bytes[this.length++] = 0x30 + Math.floor(millis / 100);
     if (millis % 100 === 0) return;
@@ -208,15 +225,18 @@ export class TsvBuffer {
     if (millis % 10 !== 0) bytes[this.length++] = 0x30 + (millis % 10);
   }
 
-  /** Appends bytes written earlier (a per-message row tail). */
-  append(chunk: Buffer): void {
-    this.ensure(chunk.length);
-    this.length += chunk.copy(this.bytes, this.length);
+  /** Appends bytes [start, end) written earlier (a per-message row tail written first). */
+  repeat(start: number, end: number): void {
+    this.ensure(end - start);
+    const bytes = this.bytes;
+    let at = this.length;
+    for (let i = start; i < end; i++) bytes[at++] = bytes[i];
+    this.length = at;
   }
 
-  /** A copy of what was written; starts over (and gives back a buffer grown past 16 MiB). */
-  take(): Buffer {
-    const result = Buffer.from(this.bytes.subarray(0, this.length));
+  /** A copy of what was written from `start` on; starts over (and gives back a buffer grown past 16 MiB). */
+  take(start = 0): Buffer {
+    const result = Buffer.from(this.bytes.subarray(start, this.length));
     this.length = 0;
     if (this.bytes.length > 1 << 24) this.bytes = Buffer.allocUnsafe(1 << 20);
     return result;

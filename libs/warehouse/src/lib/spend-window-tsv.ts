@@ -150,7 +150,8 @@ function read(data: Uint8Array, streamSequence: number): SpendWindowTsv {
   }
   out.length = 0;
   if (windows === 0) return { body: Buffer.alloc(0), rowCount: 0 };
-  // Per-message tail of every row: "\t<batch_id>\t<input_sequence>\t<stream_sequence>\n".
+  // Per-message tail of every row, "\t<batch_id>\t<input_sequence>\t<stream_sequence>\n", written
+  // first and repeated after each row (the body is what follows it).
   out.byte(TAB);
   out.field(data, batchStart, batchEnd);
   out.byte(TAB);
@@ -158,7 +159,7 @@ function read(data: Uint8Array, streamSequence: number): SpendWindowTsv {
   out.byte(TAB);
   out.integer(streamSequence);
   out.byte(NEWLINE);
-  const tail = out.take();
+  const tailEnd = out.length;
 
   let rowCount = 0;
   cursor.pos = 0;
@@ -240,8 +241,8 @@ function read(data: Uint8Array, streamSequence: number): SpendWindowTsv {
     out.integer(transactionCount);
     out.byte(TAB);
     writeTimestamp(lastOccurredMs);
-    out.append(tail);
+    out.repeat(0, tailEnd);
     rowCount++;
   }
-  return { body: out.take(), rowCount };
+  return { body: out.take(tailEnd), rowCount };
 }

@@ -85,13 +85,14 @@ function read(data: Uint8Array, streamSequence: number): TransactionTsv {
   }
   out.length = 0;
   if (records === 0) return { body: Buffer.alloc(0), rowCount: 0, oldestIngestedAtMs: Number.NaN };
-  // Per-message tail of every row: "\t<stream_sequence>\t<batch_id>\n".
+  // Per-message tail of every row, "\t<stream_sequence>\t<batch_id>\n", written first and repeated
+  // after each row (the body is what follows it).
   out.byte(TAB);
   out.integer(streamSequence);
   out.byte(TAB);
   out.field(data, batchStart, batchEnd);
   out.byte(NEWLINE);
-  const tail = out.take();
+  const tailEnd = out.length;
 
   const stringStart = new Int32Array(TX_STRING_FIELDS + 1);
   const stringEnd = new Int32Array(TX_STRING_FIELDS + 1);
@@ -182,8 +183,8 @@ function read(data: Uint8Array, streamSequence: number): TransactionTsv {
     out.unixSeconds(ingestedAtMs);
     out.byte(TAB);
     out.integer(partition);
-    out.append(tail);
+    out.repeat(0, tailEnd);
     rowCount++;
   }
-  return { body: out.take(), rowCount, oldestIngestedAtMs: oldest };
+  return { body: out.take(tailEnd), rowCount, oldestIngestedAtMs: oldest };
 }
