@@ -1,6 +1,7 @@
 import { CustomerSpendBatch, type CustomerSpendWindow, type IngestedTransaction } from '@tollstream/contracts';
 import { tempDir, type TempDirHandle } from '@tollstream/testing';
 import fc from 'fast-check';
+import { ingestedTransactions } from './__fixtures__/arbitraries';
 import {
   applyMigrations,
   insertBody,
@@ -60,25 +61,7 @@ const spendWindow: fc.Arbitrary<CustomerSpendWindow> = fc.record({
   sourcePartition: fc.oneof({ weight: 20, arbitrary: fc.integer({ min: 0, max: 63 }) }, { weight: 1, arbitrary: fc.constantFrom(65_535, 65_536) }),
   lastOccurredAt: instant,
 });
-const lateTransaction: fc.Arbitrary<IngestedTransaction> = fc.record({
-  transaction: fc.option(
-    fc.record({
-      transactionId: text,
-      stationId: text,
-      laneId: text,
-      tagId: text,
-      plate: text,
-      accountId: text,
-      vehicleClass: fc.integer({ min: 0, max: 9 }),
-      amountMinor: fc.integer({ min: 0, max: 1e6 }),
-      currency: text,
-      occurredAt: instant,
-    }),
-    { nil: undefined },
-  ),
-  ingestedAt: instant,
-  partition: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
-});
+const lateTransaction = ingestedTransactions(text, instant);
 const spendBatch: fc.Arbitrary<CustomerSpendBatch> = fc.record({
   batchId: text,
   sourcePartition: fc.integer({ min: 0, max: 2 ** 32 - 1 }),

@@ -79,6 +79,19 @@ export function delimitedEnd(cursor: Cursor, end: number): number {
   return fieldEnd;
 }
 
+/**
+ * The end of the next field `fieldNumber` (length-delimited: a repeated sub-message) from the cursor
+ * on, skipping the other fields, with the cursor at its start; -1 at the end of the message.
+ */
+export function nextDelimited(cursor: Cursor, end: number, fieldNumber: number): number {
+  while (cursor.pos < end) {
+    const fieldTag = tag(cursor, end);
+    if (fieldTag >>> 3 === fieldNumber && (fieldTag & 7) === LENGTH_DELIMITED) return delimitedEnd(cursor, end);
+    skip(cursor, fieldTag & 7, end);
+  }
+  return -1;
+}
+
 /** Skips a field the fast path does not read. */
 export function skip(cursor: Cursor, wireType: number, end: number): void {
   switch (wireType) {
@@ -127,6 +140,37 @@ export class TsvBuffer {
   bytes = Buffer.allocUnsafe(1 << 20);
   /** Bytes written so far. */
   length = 0;
+  /** The message's row tail is bytes [0, tailEnd): written first, repeated after every row. */
+  private tailEnd = 0;
+
+  /** Starts a message: what is written until `endTail` ends every row of it. */
+  startTail(): void {
+    this.length = 0;
+    this.tailEnd = 0;
+  }
+
+  endTail(): void {
+    this.tailEnd = this.length;
+  }
+
+  /** Ends a row with the message's tail. */
+  appendTail(): void {
+    const end = this.tailEnd;
+    this.ensure(end);
+    const bytes = this.bytes;
+    let at = this.length;
+    for (let i = 0; i < end; i++) bytes[at++] = bytes[i];
+    this.length = at;
+  }
+
+  /** A copy of the rows written (after the tail); starts over (and gives back a buffer grown past 16 MiB). */
+  takeRows(): Buffer {
+    const result = Buffer.from(this.bytes.subarray(this.tailEnd, this.length));
+    this.length = 0;
+    this.tailEnd = 0;
+    if (this.bytes.length > 1 << 24) this.bytes = Buffer.allocUnsafe(1 << 20);
+    return result;
+  }
 
   ensure(more: number): void {
     if (this.length + more <= this.bytes.length) return;
@@ -223,22 +267,5 @@ export class TsvBuffer {
     if (millis % 100 === 0) return;
     bytes[this.length++] = 0x30 + (Math.floor(millis / 10) % 10);
     if (millis % 10 !== 0) bytes[this.length++] = 0x30 + (millis % 10);
-  }
-
-  /** Appends bytes [start, end) written earlier (a per-message row tail written first). */
-  repeat(start: number, end: number): void {
-    this.ensure(end - start);
-    const bytes = this.bytes;
-    let at = this.length;
-    for (let i = start; i < end; i++) bytes[at++] = bytes[i];
-    this.length = at;
-  }
-
-  /** A copy of what was written from `start` on; starts over (and gives back a buffer grown past 16 MiB). */
-  take(start = 0): Buffer {
-    const result = Buffer.from(this.bytes.subarray(start, this.length));
-    this.length = 0;
-    if (this.bytes.length > 1 << 24) this.bytes = Buffer.allocUnsafe(1 << 20);
-    return result;
   }
 }

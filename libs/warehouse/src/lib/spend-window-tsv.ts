@@ -5,6 +5,7 @@ import {
   fastPath,
   LENGTH_DELIMITED,
   NEWLINE,
+  nextDelimited,
   notHandled,
   skip,
   TAB,
@@ -148,7 +149,7 @@ function read(data: Uint8Array, streamSequence: number): SpendWindowTsv {
       skip(cursor, wireType, len);
     }
   }
-  out.length = 0;
+  out.startTail();
   if (windows === 0) return { body: Buffer.alloc(0), rowCount: 0 };
   // Per-message tail of every row, "\t<batch_id>\t<input_sequence>\t<stream_sequence>\n", written
   // first and repeated after each row (the body is what follows it).
@@ -159,17 +160,11 @@ function read(data: Uint8Array, streamSequence: number): SpendWindowTsv {
   out.byte(TAB);
   out.integer(streamSequence);
   out.byte(NEWLINE);
-  const tailEnd = out.length;
+  out.endTail();
 
   let rowCount = 0;
   cursor.pos = 0;
-  while (cursor.pos < len) {
-    const fieldTag = tag(cursor, len);
-    if (fieldTag >>> 3 !== BATCH_WINDOWS || (fieldTag & 7) !== LENGTH_DELIMITED) {
-      skip(cursor, fieldTag & 7, len);
-      continue;
-    }
-    const windowEnd = delimitedEnd(cursor, len);
+  for (let windowEnd = nextDelimited(cursor, len, BATCH_WINDOWS); windowEnd >= 0; windowEnd = nextDelimited(cursor, len, BATCH_WINDOWS)) {
     let resultStart = 0;
     let resultEnd = 0;
     let accountStart = 0;
@@ -241,8 +236,8 @@ function read(data: Uint8Array, streamSequence: number): SpendWindowTsv {
     out.integer(transactionCount);
     out.byte(TAB);
     writeTimestamp(lastOccurredMs);
-    out.repeat(0, tailEnd);
+    out.appendTail();
     rowCount++;
   }
-  return { body: out.take(tailEnd), rowCount };
+  return { body: out.takeRows(), rowCount };
 }

@@ -3,6 +3,7 @@ import {
   fastPath,
   LENGTH_DELIMITED,
   NEWLINE,
+  nextDelimited,
   notHandled,
   skip,
   TAB,
@@ -83,7 +84,7 @@ function read(data: Uint8Array, streamSequence: number): TransactionTsv {
       skip(cursor, wireType, len);
     }
   }
-  out.length = 0;
+  out.startTail();
   if (records === 0) return { body: Buffer.alloc(0), rowCount: 0, oldestIngestedAtMs: Number.NaN };
   // Per-message tail of every row, "\t<stream_sequence>\t<batch_id>\n", written first and repeated
   // after each row (the body is what follows it).
@@ -92,20 +93,14 @@ function read(data: Uint8Array, streamSequence: number): TransactionTsv {
   out.byte(TAB);
   out.field(data, batchStart, batchEnd);
   out.byte(NEWLINE);
-  const tailEnd = out.length;
+  out.endTail();
 
   const stringStart = new Int32Array(TX_STRING_FIELDS + 1);
   const stringEnd = new Int32Array(TX_STRING_FIELDS + 1);
   let oldest = Number.NaN;
   let rowCount = 0;
   cursor.pos = 0;
-  while (cursor.pos < len) {
-    const fieldTag = tag(cursor, len);
-    if (fieldTag >>> 3 !== BATCH_TRANSACTIONS || (fieldTag & 7) !== LENGTH_DELIMITED) {
-      skip(cursor, fieldTag & 7, len);
-      continue;
-    }
-    const recordEnd = delimitedEnd(cursor, len);
+  for (let recordEnd = nextDelimited(cursor, len, BATCH_TRANSACTIONS); recordEnd >= 0; recordEnd = nextDelimited(cursor, len, BATCH_TRANSACTIONS)) {
     let hasTransaction = false;
     let ingestedAtMs = Number.NaN;
     let partition = 0;
@@ -183,8 +178,8 @@ function read(data: Uint8Array, streamSequence: number): TransactionTsv {
     out.unixSeconds(ingestedAtMs);
     out.byte(TAB);
     out.integer(partition);
-    out.repeat(0, tailEnd);
+    out.appendTail();
     rowCount++;
   }
-  return { body: out.take(tailEnd), rowCount, oldestIngestedAtMs: oldest };
+  return { body: out.takeRows(), rowCount, oldestIngestedAtMs: oldest };
 }
