@@ -5,7 +5,11 @@
  * the loader hands to the engine, and then that body's insert into embedded chDB (which parses it on
  * threads of this process). On a shared machine compare the ratios, not the rates.
  *
- *   npx tsx tools/bench/spend-window-rows.ts [windowsPerMessage=20] [rounds=5]
+ * Bundled as the services run in production (under tsx every call into another module goes through
+ * an export getter, which about doubles the fast path's cost):
+ *
+ *   npx esbuild tools/bench/spend-window-rows.ts --bundle --platform=node --format=cjs --external:chdb \
+ *     --outfile=dist/bench/spend-window-rows.cjs && node dist/bench/spend-window-rows.cjs [windowsPerMessage=20] [rounds=5]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
