@@ -37,7 +37,6 @@ const columnsOf: Record<WarehouseTable, readonly string[]> = {
   alerts: alertColumns,
 };
 
-
 /** What the loader reports; the service turns it into metrics and logs. */
 export interface LoaderObserver {
   /** An insert was confirmed by the warehouse. */
