@@ -199,6 +199,9 @@ describe('warehouse-loader: BI views over a known input', () => {
     await publishSpend('s2', [spend(1, 1, 300, 1)]);
     await publishSpend('s3', [spend(0, 2, 750, 3)]); // amendment by a late record
     await publishSpend('s1-replayed', [spend(0, 1, 500, 2)]); // an old revision replayed: must not win
+    // A window time before 2001 is not the fast path's (spend-window-tsv.ts): its rows come as JSON,
+    // inserted next to the TabSeparated ones.
+    await publishSpend('s4-old-clock', [{ ...spend(3, 1, 20, 1), accountId: 'acct-2', lastOccurredAt: new Date('1999-12-31T23:59:59.5Z') }]);
     const traffic = (revision: number, vehicleCount: number) => ({
       resultId: `traffic:st-A:${start.toISOString()}:r${revision}`,
       stationId: 'st-A',
@@ -218,12 +221,16 @@ describe('warehouse-loader: BI views over a known input', () => {
     await broker.js.publish('tolls.agg.late.spend.2', TransactionBatch.encode({ batchId: 'late', transactions: [] }).finish());
     await waitUntilDrained(broker.jsm, Streams.aggregates, 'warehouse-loader-agg');
 
-    expect(await rowsOf(data.path, `SELECT source_partition, revision, amount_minor, transaction_count FROM ${db}.spend_windows_latest ORDER BY source_partition`)).toEqual([
+    expect(await rowsOf(data.path, `SELECT source_partition, revision, amount_minor, transaction_count FROM ${db}.spend_windows_latest WHERE account_id = 'acct-1' ORDER BY source_partition`)).toEqual([
       { source_partition: 0, revision: 2, amount_minor: 750, transaction_count: 3 },
       { source_partition: 1, revision: 1, amount_minor: 300, transaction_count: 1 },
     ]);
-    expect(await rowsOf(data.path, `SELECT account_id, amount_minor, transactions FROM ${db}.account_spend_per_window`)).toEqual([
+    expect(await rowsOf(data.path, `SELECT account_id, amount_minor, transactions FROM ${db}.account_spend_per_window ORDER BY account_id`)).toEqual([
       { account_id: 'acct-1', amount_minor: 1050, transactions: 4 },
+      { account_id: 'acct-2', amount_minor: 20, transactions: 1 },
+    ]);
+    expect(await rowsOf(data.path, `SELECT toString(last_occurred_at) AS last FROM ${db}.spend_windows_latest WHERE account_id = 'acct-2'`)).toEqual([
+      { last: '1999-12-31 23:59:59.500' },
     ]);
     expect(await rowsOf(data.path, `SELECT station_id, revision, vehicle_count, counts_by_class['CAR'] AS cars FROM ${db}.traffic_windows_latest`)).toEqual([
       { station_id: 'st-A', revision: 2, vehicle_count: 41, cars: 41 },

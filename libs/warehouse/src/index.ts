@@ -17,6 +17,7 @@ export {
   type RawBodyInserter,
 } from './lib/insert';
 export { transactionTsv, type TransactionTsv } from './lib/transaction-tsv';
+export { spendWindowTsv, type SpendWindowTsv } from './lib/spend-window-tsv';
 export {
   alertColumns,
   alertRow,

@@ -1,5 +1,6 @@
 import { TransactionBatch, type IngestedTransaction } from '@tollstream/contracts';
 import fc from 'fast-check';
+import { ingestedTransactions } from './__fixtures__/arbitraries';
 import { transactionRows, transactionTsv } from './index';
 
 /** What the generated decoder's path gives for a message: the lines, each ending with '\n'. */
@@ -15,26 +16,10 @@ const text = fc.oneof(
 const instant = fc.oneof(
   fc.integer({ min: 1e12, max: 4e12 }).map((ms) => new Date(ms)),
   fc.constantFrom(new Date('1999-01-02T03:04:05.006Z'), new Date(0)),
+  // More than ten digits of Unix seconds (written another way by the fast path), the largest Date.
+  fc.constantFrom(new Date(2e13 + 120), new Date(8.64e15 - 1), new Date(1e13)),
 );
-const record: fc.Arbitrary<IngestedTransaction> = fc.record({
-  transaction: fc.option(
-    fc.record({
-      transactionId: text,
-      stationId: text,
-      laneId: text,
-      tagId: text,
-      plate: text,
-      accountId: text,
-      vehicleClass: fc.integer({ min: -2, max: 40 }),
-      amountMinor: fc.oneof(fc.integer({ min: 0, max: 1e9 }), fc.integer({ min: -1e6, max: -1 }), fc.constant(Number.MAX_SAFE_INTEGER)),
-      currency: text,
-      occurredAt: fc.option(instant, { nil: undefined }),
-    }),
-    { nil: undefined },
-  ),
-  ingestedAt: fc.option(instant, { nil: undefined }),
-  partition: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
-});
+const record = ingestedTransactions(text, fc.option(instant, { nil: undefined }));
 
 describe('transactionTsv (the loader fast path)', () => {
   it('gives exactly the rows of the generated decoder whenever it answers, and answers for ordinary messages', () => {

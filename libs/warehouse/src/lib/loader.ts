@@ -24,6 +24,7 @@ import {
   transactionRows,
 } from './rows';
 import { assertDatabaseName } from './schema';
+import { spendWindowTsv } from './spend-window-tsv';
 import { transactionTsv } from './transaction-tsv';
 
 export type WarehouseTable = 'transactions' | 'spend_windows' | 'traffic_windows' | 'alerts';
@@ -35,9 +36,6 @@ const columnsOf: Record<WarehouseTable, readonly string[]> = {
   traffic_windows: trafficWindowColumns,
   alerts: alertColumns,
 };
-
-/** Row format of each table's lines (see rows.ts): the high-volume raw table in TabSeparated. */
-const formatOf = (table: WarehouseTable): InsertFormat => (table === 'transactions' ? 'TabSeparated' : 'JSONCompactEachRow');
 
 /** What the loader reports; the service turns it into metrics and logs. */
 export interface LoaderObserver {
@@ -62,8 +60,9 @@ export interface LoaderObserver {
 export interface WarehouseLoaderOptions {
   client: ClickHouseClient;
   /**
-   * The embedded engine's byte insert (`WarehouseConnection.rawInsert`): the transactions body goes
-   * to chDB as a Buffer, without a conversion to a JavaScript string. Unset: `client.exec`.
+   * The embedded engine's byte insert (`WarehouseConnection.rawInsert`): the TabSeparated bodies
+   * (transactions, spend windows) go to chDB as Buffers, without a conversion to a JavaScript string.
+   * Unset: `client.exec`.
    */
   rawInsert?: RawBodyInserter;
   database: string;
@@ -97,10 +96,14 @@ export interface WarehouseLoaderOptions {
 
 interface DecodedMessage {
   msg: JsMsg;
-  /** Rows as lines, per table (window results and alerts). */
+  /** Rows as JSONCompactEachRow lines, per table (window results and alerts from the generated decoder). */
   rows: Partial<Record<WarehouseTable, string[]>>;
-  /** Transactions only: the TabSeparated rows, each ending with '\n' (transaction-tsv.ts). */
-  body?: Buffer;
+  /**
+   * Rows as TabSeparated, each ending with '\n', per table: transactions, and spend windows from the
+   * fast path (spend-window-tsv.ts).
+   */
+  tsv: Partial<Record<WarehouseTable, Buffer>>;
+  /** All of a message's rows are in one table. */
   rowCount: number;
   /** Oldest ingested_at of a transaction message's rows. */
   oldestIngestedAtMs?: number;
@@ -226,7 +229,7 @@ export class WarehouseLoader {
     const partial: DecodedMessage[] = [];
     for (const item of suspects) {
       const n = stored.get(item.msg.seq) ?? 0;
-      if (n >= item.rowCount) replaced.set(item, { ...item, rows: {}, body: undefined, rowCount: 0 });
+      if (n >= item.rowCount) replaced.set(item, { ...item, rows: {}, tsv: {}, rowCount: 0 });
       else if (n > 0 || item.msg.info.deliveryCount > 1 || item.msg.seq <= this.transactionsHighWater) partial.push(item);
     }
     if (partial.length > 0) {
@@ -247,7 +250,7 @@ export class WarehouseLoader {
         const keys = mapped.get(item)?.keys ?? [];
         const lines = mapped.get(item)?.lines ?? [];
         const keptLines = lines.filter((_line, index) => !present.has(`${keys[index]?.[0]}\u0000${keys[index]?.[1]}`));
-        if (keptLines.length < lines.length) replaced.set(item, { ...item, body: linesBody(keptLines), rowCount: keptLines.length });
+        if (keptLines.length < lines.length) replaced.set(item, { ...item, tsv: { transactions: linesBody(keptLines) }, rowCount: keptLines.length });
       }
     }
     if (replaced.size === 0) return batch;
@@ -272,7 +275,7 @@ export class WarehouseLoader {
         decode: async (msg) => {
           // The common case straight from the bytes; anything else through the generated decoder.
           const fast = transactionTsv(msg.data, msg.seq);
-          if (fast) return { msg, rows: {}, body: fast.body, rowCount: fast.rowCount, oldestIngestedAtMs: fast.oldestIngestedAtMs };
+          if (fast) return { msg, rows: {}, tsv: { transactions: fast.body }, rowCount: fast.rowCount, oldestIngestedAtMs: fast.oldestIngestedAtMs };
           let batch: TransactionBatch;
           try {
             batch = TransactionBatch.decode(msg.data);
@@ -287,7 +290,7 @@ export class WarehouseLoader {
           return {
             msg,
             rows: {},
-            body: linesBody(mapped.lines),
+            tsv: { transactions: linesBody(mapped.lines) },
             rowCount: mapped.lines.length,
             oldestIngestedAtMs: mapped.oldestIngestedAtMs,
           };
@@ -308,12 +311,15 @@ export class WarehouseLoader {
           if (msg.headers?.get(RECORD_KIND_HEADER)) return undefined;
           try {
             if (kind === 'spend') {
+              // About one spend window per transaction: the common case straight from the bytes.
+              const fast = spendWindowTsv(msg.data, msg.seq);
+              if (fast) return { msg, rows: {}, tsv: { spend_windows: fast.body }, rowCount: fast.rowCount };
               const rows = spendWindowRows(CustomerSpendBatch.decode(msg.data), msg.seq);
-              return { msg, rows: { spend_windows: rows }, rowCount: rows.length };
+              return { msg, rows: { spend_windows: rows }, tsv: {}, rowCount: rows.length };
             }
             if (kind === 'traffic') {
               const rows = trafficWindowRows(StationTrafficBatch.decode(msg.data), msg.seq);
-              return { msg, rows: { traffic_windows: rows }, rowCount: rows.length };
+              return { msg, rows: { traffic_windows: rows }, tsv: {}, rowCount: rows.length };
             }
           } catch (error) {
             await dead('aggregates', msg, 'UNDECODABLE', `cannot decode the window results on ${msg.subject}: ${errorText(error)}`);
@@ -342,7 +348,7 @@ export class WarehouseLoader {
             await dead('alerts', msg, 'INVALID_ALERT', row.problem ?? 'invalid alert');
             return undefined;
           }
-          return { msg, rows: { alerts: [row.line] }, rowCount: 1 };
+          return { msg, rows: { alerts: [row.line] }, tsv: {}, rowCount: 1 };
         },
       },
     ];
@@ -471,33 +477,43 @@ class StreamPipeline {
 
   private async insertAll(batch: DecodedMessage[]): Promise<void> {
     for (const table of this.spec.tables) {
-      const lines: string[] = [];
-      const bodies: Buffer[] = [];
-      let rowCount = 0;
-      let first = 0;
-      let last = 0;
-      for (const item of batch) {
-        if (table === 'transactions') {
-          if (!item.body || item.rowCount === 0) continue;
-          bodies.push(item.body);
-          rowCount += item.rowCount;
-        } else {
-          const rows = item.rows[table];
-          if (!rows || rows.length === 0) continue;
-          for (const line of rows) lines.push(line);
-          rowCount += rows.length;
-        }
-        if (first === 0) first = item.msg.seq;
-        last = item.msg.seq;
-      }
-      if (rowCount === 0) continue;
-      // Deterministic for the same messages: a re-insert after a crash is dropped by the engine.
-      const token = `${this.durable}:${table}:${first}-${last}:${rowCount}`;
-      const body = table === 'transactions' ? Buffer.concat(bodies) : lines.join('\n');
-      const started = performance.now();
-      await insertBody(this.options.client, this.database, table, columnsOf[table], body, token, formatOf(table), this.options.rawInsert);
-      this.options.observer?.inserted?.(table, rowCount, (performance.now() - started) / 1000);
+      await this.insertPart(batch, table, 'TabSeparated');
+      await this.insertPart(batch, table, 'JSONCompactEachRow');
     }
+  }
+
+  /**
+   * One insert of the batch's rows of `table` in `format`. A table's rows can come in both formats
+   * (spend windows the fast path declined): the two inserts' tokens differ, as no message has rows in both.
+   */
+  private async insertPart(batch: DecodedMessage[], table: WarehouseTable, format: InsertFormat): Promise<void> {
+    const lines: string[] = [];
+    const bodies: Buffer[] = [];
+    let rowCount = 0;
+    let first = 0;
+    let last = 0;
+    for (const item of batch) {
+      if (format === 'TabSeparated') {
+        const body = item.tsv[table];
+        if (!body || item.rowCount === 0) continue;
+        bodies.push(body);
+        rowCount += item.rowCount;
+      } else {
+        const rows = item.rows[table];
+        if (!rows || rows.length === 0) continue;
+        for (const line of rows) lines.push(line);
+        rowCount += rows.length;
+      }
+      if (first === 0) first = item.msg.seq;
+      last = item.msg.seq;
+    }
+    if (rowCount === 0) return;
+    // Deterministic for the same messages: a re-insert after a crash is dropped by the engine.
+    const token = `${this.durable}:${table}:${first}-${last}:${rowCount}`;
+    const body = format === 'TabSeparated' ? Buffer.concat(bodies) : lines.join('\n');
+    const started = performance.now();
+    await insertBody(this.options.client, this.database, table, columnsOf[table], body, token, format, this.options.rawInsert);
+    this.options.observer?.inserted?.(table, rowCount, (performance.now() - started) / 1000);
   }
 
   /** After repeated rejections: message by message, dead-lettering the ones the warehouse refuses. */

@@ -1,4 +1,20 @@
-import { isUtf8 } from 'node:buffer';
+import {
+  delimitedEnd,
+  fastPath,
+  LENGTH_DELIMITED,
+  NEWLINE,
+  nextDelimited,
+  notHandled,
+  skip,
+  TAB,
+  tag,
+  timestampMs,
+  TsvBuffer,
+  uint32,
+  varint,
+  VARINT,
+  type Cursor,
+} from './protobuf-wire';
 import { vehicleClassName } from './rows';
 
 /**
@@ -36,136 +52,16 @@ const TX_AMOUNT_MINOR = 8;
 const TX_CURRENCY = 9;
 const TX_OCCURRED_AT = 10;
 
-const VARINT = 0;
-const FIXED64 = 1;
-const LENGTH_DELIMITED = 2;
-const FIXED32 = 5;
-
-const TAB = 0x09;
-const NEWLINE = 0x0a;
-const BACKSLASH = 0x5c;
-
-/** Thrown inside the reader for anything the fast path does not take; never escapes this module. */
-class NotHandled extends Error {}
-const notHandled = new NotHandled('not handled by the fast path');
-
 const classNames: string[] = Array.from({ length: 16 }, (_unused, n) => vehicleClassName(n));
 
-/** Cursor over the input bytes. */
-interface Cursor {
-  data: Uint8Array;
-  pos: number;
-}
-
-/** A varint up to 2^53 - 1 (a larger or negative int64 is not handled). */
-function varint(cursor: Cursor, end: number): number {
-  const { data } = cursor;
-  let result = 0;
-  let multiplier = 1;
-  for (let shift = 0; shift < 53; shift += 7) {
-    if (cursor.pos >= end) throw notHandled;
-    const byte = data[cursor.pos++];
-    result += (byte & 0x7f) * multiplier;
-    if (byte < 0x80) {
-      if (result > Number.MAX_SAFE_INTEGER) throw notHandled;
-      return result;
-    }
-    multiplier *= 128;
-  }
-  throw notHandled;
-}
-
-function skip(cursor: Cursor, wireType: number, end: number): void {
-  switch (wireType) {
-    case VARINT:
-      while (cursor.pos < end && cursor.data[cursor.pos++] >= 0x80) {
-        // continuation bytes
-      }
-      return;
-    case FIXED64:
-      cursor.pos += 8;
-      break;
-    case LENGTH_DELIMITED: {
-      const length = varint(cursor, end);
-      cursor.pos += length;
-      break;
-    }
-    case FIXED32:
-      cursor.pos += 4;
-      break;
-    default:
-      throw notHandled; // groups and invalid wire types: the generated decoder decides
-  }
-  if (cursor.pos > end) throw notHandled;
-}
-
-/** Epoch ms of a google.protobuf.Timestamp, as the generated decoder's Date would give it. */
-function timestampMs(cursor: Cursor, end: number): number {
-  let seconds = 0;
-  let nanos = 0;
-  while (cursor.pos < end) {
-    const tag = varint(cursor, end);
-    const field = tag >>> 3;
-    const wireType = tag & 7;
-    if (field === 1 && wireType === VARINT) seconds = varint(cursor, end);
-    else if (field === 2 && wireType === VARINT) nanos = varint(cursor, end);
-    else skip(cursor, wireType, end);
-  }
-  if (cursor.pos !== end || nanos > 0x7fffffff) throw notHandled;
-  return Math.trunc(seconds * 1_000 + nanos / 1_000_000);
-}
-
-/** Growable output buffer, reused across calls (the result is copied out). */
-let scratch = Buffer.allocUnsafe(1 << 20);
-let out = 0;
-
-function ensure(bytes: number): void {
-  if (out + bytes <= scratch.length) return;
-  let size = scratch.length * 2;
-  while (size < out + bytes) size *= 2;
-  const bigger = Buffer.allocUnsafe(size);
-  scratch.copy(bigger, 0, 0, out);
-  scratch = bigger;
-}
-
-/**
- * Copies data[start, end) as a TabSeparated field (escaping \\ \t \n \r \0). A field with
- * non-ASCII bytes must be valid UTF-8 for the copy to equal what the decoder reads (it would replace
- * invalid sequences).
- */
-function copyField(data: Uint8Array, start: number, end: number): void {
-  ensure((end - start) * 2 + 1); // + the separator the caller writes next
-  let high = 0;
-  for (let i = start; i < end; i++) {
-    const byte = data[i];
-    high |= byte;
-    if (byte === BACKSLASH || byte === TAB || byte === NEWLINE || byte === 0x0d || byte === 0) {
-      scratch[out++] = BACKSLASH;
-      scratch[out++] = byte === BACKSLASH ? BACKSLASH : byte === TAB ? 0x74 : byte === NEWLINE ? 0x6e : byte === 0x0d ? 0x72 : 0x30;
-    } else {
-      scratch[out++] = byte;
-    }
-  }
-  if (high >= 0x80 && !isUtf8(data.subarray(start, end))) throw notHandled;
-}
-
-/** A short ASCII text (numbers, class names): a loop beats Buffer#write's native call at this length. */
-function writeAscii(text: string): void {
-  ensure(text.length);
-  for (let i = 0; i < text.length; i++) scratch[out++] = text.charCodeAt(i);
-}
+const out = new TsvBuffer();
 
 /**
  * TabSeparated rows of `transactions` (column order of `transactionColumns`) from one TOLL_TX message,
  * or undefined when the generated decoder's path must handle it (see above).
  */
 export function transactionTsv(data: Uint8Array, streamSequence: number): TransactionTsv | undefined {
-  try {
-    return read(data, streamSequence);
-  } catch (error) {
-    if (error instanceof NotHandled || error instanceof RangeError) return undefined;
-    throw error;
-  }
+  return fastPath(() => read(data, streamSequence));
 }
 
 function read(data: Uint8Array, streamSequence: number): TransactionTsv {
@@ -176,44 +72,35 @@ function read(data: Uint8Array, streamSequence: number): TransactionTsv {
   let batchEnd = 0;
   let records = 0;
   while (cursor.pos < len) {
-    const tag = varint(cursor, len);
-    const field = tag >>> 3;
-    const wireType = tag & 7;
+    const fieldTag = tag(cursor, len);
+    const field = fieldTag >>> 3;
+    const wireType = fieldTag & 7;
     if (field === BATCH_ID && wireType === LENGTH_DELIMITED) {
-      const length = varint(cursor, len);
+      batchEnd = delimitedEnd(cursor, len);
       batchStart = cursor.pos;
-      batchEnd = batchStart + length;
       cursor.pos = batchEnd;
-      if (batchEnd > len) throw notHandled;
     } else {
       if (field === BATCH_TRANSACTIONS && wireType === LENGTH_DELIMITED) records++;
       skip(cursor, wireType, len);
     }
   }
-  out = 0;
+  out.startTail();
   if (records === 0) return { body: Buffer.alloc(0), rowCount: 0, oldestIngestedAtMs: Number.NaN };
-  // Per-message tail of every row: "\t<stream_sequence>\t<batch_id>\n".
-  writeAscii(`\t${streamSequence}\t`);
-  copyField(data, batchStart, batchEnd);
-  scratch[out++] = NEWLINE;
-  const tail = Buffer.from(scratch.subarray(0, out));
-  out = 0;
+  // Per-message tail of every row, "\t<stream_sequence>\t<batch_id>\n", written first and repeated
+  // after each row (the body is what follows it).
+  out.byte(TAB);
+  out.integer(streamSequence);
+  out.byte(TAB);
+  out.field(data, batchStart, batchEnd);
+  out.byte(NEWLINE);
+  out.endTail();
 
   const stringStart = new Int32Array(TX_STRING_FIELDS + 1);
   const stringEnd = new Int32Array(TX_STRING_FIELDS + 1);
   let oldest = Number.NaN;
   let rowCount = 0;
   cursor.pos = 0;
-  while (cursor.pos < len) {
-    const tag = varint(cursor, len);
-    const field = tag >>> 3;
-    const wireType = tag & 7;
-    if (field !== BATCH_TRANSACTIONS || wireType !== LENGTH_DELIMITED) {
-      skip(cursor, wireType, len);
-      continue;
-    }
-    const recordEnd = varint(cursor, len) + cursor.pos;
-    if (recordEnd > len) throw notHandled;
+  for (let recordEnd = nextDelimited(cursor, len, BATCH_TRANSACTIONS); recordEnd >= 0; recordEnd = nextDelimited(cursor, len, BATCH_TRANSACTIONS)) {
     let hasTransaction = false;
     let ingestedAtMs = Number.NaN;
     let partition = 0;
@@ -223,43 +110,36 @@ function read(data: Uint8Array, streamSequence: number): TransactionTsv {
     let currencyStart = 0;
     let currencyEnd = 0;
     while (cursor.pos < recordEnd) {
-      const recordTag = varint(cursor, recordEnd);
+      const recordTag = tag(cursor, recordEnd);
       const recordField = recordTag >>> 3;
       const recordWire = recordTag & 7;
       if (recordField === INGESTED_TRANSACTION && recordWire === LENGTH_DELIMITED) {
         // A repeated sub-message would be merged by the decoder: not handled here.
         if (hasTransaction) throw notHandled;
         hasTransaction = true;
-        const txEnd = varint(cursor, recordEnd) + cursor.pos;
-        if (txEnd > recordEnd) throw notHandled;
+        const txEnd = delimitedEnd(cursor, recordEnd);
         stringStart.fill(0);
         stringEnd.fill(0);
         while (cursor.pos < txEnd) {
-          const txTag = varint(cursor, txEnd);
+          const txTag = tag(cursor, txEnd);
           const txField = txTag >>> 3;
           const txWire = txTag & 7;
           if (txField >= 1 && txField <= TX_STRING_FIELDS && txWire === LENGTH_DELIMITED) {
-            const length = varint(cursor, txEnd);
+            stringEnd[txField] = delimitedEnd(cursor, txEnd);
             stringStart[txField] = cursor.pos;
-            stringEnd[txField] = cursor.pos + length;
-            cursor.pos += length;
-            if (cursor.pos > txEnd) throw notHandled;
+            cursor.pos = stringEnd[txField];
           } else if (txField === TX_VEHICLE_CLASS && txWire === VARINT) {
             vehicleClass = varint(cursor, txEnd);
             if (vehicleClass > 0x7fffffff) throw notHandled; // the decoder reads an int32
           } else if (txField === TX_AMOUNT_MINOR && txWire === VARINT) {
             amountMinor = varint(cursor, txEnd);
           } else if (txField === TX_CURRENCY && txWire === LENGTH_DELIMITED) {
-            const length = varint(cursor, txEnd);
+            currencyEnd = delimitedEnd(cursor, txEnd);
             currencyStart = cursor.pos;
-            currencyEnd = cursor.pos + length;
-            cursor.pos += length;
-            if (cursor.pos > txEnd) throw notHandled;
+            cursor.pos = currencyEnd;
           } else if (txField === TX_OCCURRED_AT && txWire === LENGTH_DELIMITED) {
             if (!Number.isNaN(occurredAtMs)) throw notHandled;
-            const end = varint(cursor, txEnd) + cursor.pos;
-            if (end > txEnd) throw notHandled;
-            occurredAtMs = timestampMs(cursor, end);
+            occurredAtMs = timestampMs(cursor, delimitedEnd(cursor, txEnd));
           } else {
             skip(cursor, txWire, txEnd);
           }
@@ -267,12 +147,9 @@ function read(data: Uint8Array, streamSequence: number): TransactionTsv {
         if (cursor.pos !== txEnd) throw notHandled;
       } else if (recordField === INGESTED_AT && recordWire === LENGTH_DELIMITED) {
         if (!Number.isNaN(ingestedAtMs)) throw notHandled;
-        const end = varint(cursor, recordEnd) + cursor.pos;
-        if (end > recordEnd) throw notHandled;
-        ingestedAtMs = timestampMs(cursor, end);
+        ingestedAtMs = timestampMs(cursor, delimitedEnd(cursor, recordEnd));
       } else if (recordField === INGESTED_PARTITION && recordWire === VARINT) {
-        partition = varint(cursor, recordEnd);
-        if (partition > 0xffffffff) throw notHandled;
+        partition = uint32(cursor, recordEnd);
       } else {
         skip(cursor, recordWire, recordEnd);
       }
@@ -283,24 +160,26 @@ function read(data: Uint8Array, streamSequence: number): TransactionTsv {
     if (!(occurredAtMs >= 1e12 && occurredAtMs < 8.64e15 && ingestedAtMs >= 1e12 && ingestedAtMs < 8.64e15)) throw notHandled;
     if (!(ingestedAtMs >= oldest)) oldest = ingestedAtMs;
     // station_id, transaction_id, lane_id, tag_id, plate, account_id (field numbers 2, 1, 3, 4, 5, 6).
-    copyField(data, stringStart[2], stringEnd[2]);
-    scratch[out++] = TAB;
+    out.field(data, stringStart[2], stringEnd[2]);
+    out.byte(TAB);
     for (let f = 1; f <= TX_STRING_FIELDS; f++) {
       if (f === 2) continue;
-      copyField(data, stringStart[f], stringEnd[f]);
-      scratch[out++] = TAB;
+      out.field(data, stringStart[f], stringEnd[f]);
+      out.byte(TAB);
     }
-    writeAscii(`${vehicleClass < classNames.length ? classNames[vehicleClass] : vehicleClassName(vehicleClass)}\t${amountMinor}\t`);
-    copyField(data, currencyStart, currencyEnd);
-    // As timestampText for instants from 2001-09-09 on: Unix seconds with milliseconds.
-    writeAscii(`\t${occurredAtMs / 1000}\t${ingestedAtMs / 1000}\t${partition}`);
-    ensure(tail.length);
-    out += tail.copy(scratch, out);
+    out.ascii(vehicleClass < classNames.length ? classNames[vehicleClass] : vehicleClassName(vehicleClass));
+    out.byte(TAB);
+    out.integer(amountMinor);
+    out.byte(TAB);
+    out.field(data, currencyStart, currencyEnd);
+    out.byte(TAB);
+    out.unixSeconds(occurredAtMs);
+    out.byte(TAB);
+    out.unixSeconds(ingestedAtMs);
+    out.byte(TAB);
+    out.integer(partition);
+    out.appendTail();
     rowCount++;
   }
-  const body = Buffer.from(scratch.subarray(0, out));
-  out = 0;
-  if (scratch.length > 1 << 24) scratch = Buffer.allocUnsafe(1 << 20);
-  return { body, rowCount, oldestIngestedAtMs: oldest };
+  return { body: out.takeRows(), rowCount, oldestIngestedAtMs: oldest };
 }
-
