@@ -1,6 +1,6 @@
 import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
 import { Streams, Subjects, TransactionBatch } from '@tollstream/contracts';
-import type { DeadLetterPublisher } from '@tollstream/messaging';
+import { originalMsgIdOf, type DeadLetterPublisher } from '@tollstream/messaging';
 import type { CheckpointStore } from './checkpoint-store';
 import { PartitionProcessor, type PartitionProcessorOptions, type ProcessedInput } from './partition-processor';
 
@@ -127,6 +127,7 @@ export class PartitionRunner {
           reason: outcome.undecodable,
           original: message.data,
           originalSubject: message.subject,
+          originalMsgId: originalMsgIdOf(message),
         });
         this.observer.deadLettered?.(this.partition, outcome.undecodable);
       }

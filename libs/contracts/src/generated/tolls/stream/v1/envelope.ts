@@ -46,7 +46,14 @@ export interface DeadLetter {
   originalSubject: string;
   /** Station on whose behalf the record came, when known. */
   stationId: string;
-  deadLetteredAt: Date | undefined;
+  deadLetteredAt:
+    | Date
+    | undefined;
+  /**
+   * Nats-Msg-Id of the original stream message, when it had one: a re-drive republishes under an id
+   * derived from it, so that two re-drives of the same original are stored once.
+   */
+  originalMsgId: string;
 }
 
 function createBaseIngestedTransaction(): IngestedTransaction {
@@ -256,6 +263,7 @@ function createBaseDeadLetter(): DeadLetter {
     originalSubject: "",
     stationId: "",
     deadLetteredAt: undefined,
+    originalMsgId: "",
   };
 }
 
@@ -281,6 +289,9 @@ export const DeadLetter: MessageFns<DeadLetter> = {
     }
     if (message.deadLetteredAt !== undefined) {
       Timestamp.encode(toTimestamp(message.deadLetteredAt), writer.uint32(58).fork()).join();
+    }
+    if (message.originalMsgId !== "") {
+      writer.uint32(66).string(message.originalMsgId);
     }
     return writer;
   },
@@ -354,6 +365,14 @@ export const DeadLetter: MessageFns<DeadLetter> = {
             message.deadLetteredAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.originalMsgId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -391,6 +410,11 @@ export const DeadLetter: MessageFns<DeadLetter> = {
         : isSet(object.dead_lettered_at)
         ? fromJsonTimestamp(object.dead_lettered_at)
         : undefined,
+      originalMsgId: isSet(object.originalMsgId)
+        ? globalThis.String(object.originalMsgId)
+        : isSet(object.original_msg_id)
+        ? globalThis.String(object.original_msg_id)
+        : "",
     };
   },
 
@@ -417,6 +441,9 @@ export const DeadLetter: MessageFns<DeadLetter> = {
     if (message.deadLetteredAt !== undefined) {
       obj.deadLetteredAt = message.deadLetteredAt.toISOString();
     }
+    if (message.originalMsgId !== "") {
+      obj.originalMsgId = message.originalMsgId;
+    }
     return obj;
   },
 
@@ -432,6 +459,7 @@ export const DeadLetter: MessageFns<DeadLetter> = {
     message.originalSubject = object.originalSubject ?? "";
     message.stationId = object.stationId ?? "";
     message.deadLetteredAt = object.deadLetteredAt ?? undefined;
+    message.originalMsgId = object.originalMsgId ?? "";
     return message;
   },
 };
