@@ -1,4 +1,4 @@
-import type { JetStreamClient } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 
 /** How one re-drive of one dead letter ended. */
@@ -59,6 +59,17 @@ export class RedriveLedger {
   static async open(js: JetStreamClient, options: { bucket?: string; replicas?: number } = {}): Promise<RedriveLedger> {
     const kv = await new Kvm(js).create(options.bucket ?? defaultLedgerBucket, { history: 16, replicas: options.replicas ?? 1 });
     return new RedriveLedger(kv);
+  }
+
+  /** The ledger when a re-drive has ever run, else undefined (read-only callers do not create it). */
+  static async openIfExists(js: JetStreamClient, jsm: JetStreamManager, bucket = defaultLedgerBucket): Promise<RedriveLedger | undefined> {
+    try {
+      await jsm.streams.info(`KV_${bucket}`);
+    } catch (error) {
+      if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound) return undefined;
+      throw error;
+    }
+    return new RedriveLedger(await new Kvm(js).open(bucket));
   }
 
   async markOf(id: number): Promise<RedriveMark | undefined> {

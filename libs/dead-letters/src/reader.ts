@@ -116,7 +116,7 @@ export async function* readDeadLetters(
       page.push({
         stored: storedOf(message.seq, message.subject, message.data),
         last: message.info.pending === 0 || message.seq >= endId,
-        storedAtMs: Number(message.info.timestampNanos / 1_000_000n),
+        storedAtMs: Number(message.timestampNanos / 1_000_000n),
       });
       if (message.info.pending === 0 || message.seq >= endId) break;
     }
