@@ -101,7 +101,7 @@ export async function* readDeadLetters(
   const startId = Math.max(state.first_seq, afterId + 1);
   if (state.messages === 0 || startId > endId) return;
   const consumer = await js.consumers.get(Streams.deadLetters, {
-    filter_subjects: [subjectOfFilter(filter)],
+    filter_subjects: subjectOfFilter(filter),
     ...(filter.since && afterId === 0
       ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: filter.since.toISOString() }
       : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startId }),

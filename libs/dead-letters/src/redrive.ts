@@ -161,6 +161,7 @@ export async function redriveDeadLetters(options: RedriveOptions): Promise<Redri
     for (const { stored, plan } of work) {
       report(summary, maxReported, stored, plan, undefined, plan.action === 'republish' ? `would republish to ${plan.subject}` : 'would submit through the station API');
     }
+    summary.items.sort((a, b) => a.id - b.id);
     return summary;
   }
 
@@ -249,6 +250,7 @@ export async function redriveDeadLetters(options: RedriveOptions): Promise<Redri
     transport?.close();
   }
   await finish();
+  summary.items.sort((a, b) => a.id - b.id);
   return summary;
 }
 
