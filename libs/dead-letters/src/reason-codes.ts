@@ -26,6 +26,8 @@ export const deadLetterReasonCodes: readonly ReasonCodeInfo[] = [
   { code: 'CURRENCY_MISMATCH', sources: ['billing-threshold'], meaning: "spend in another currency than the account's" },
   { code: 'MONTH_CLOSED', sources: ['billing-threshold'], meaning: 'spend for a month closed (the ledger retention after its end has passed)' },
   { code: 'INVALID_RECORD', sources: ['warehouse-loader'], meaning: 'a record of a batch with a missing or bad field; the rest of the batch is loaded' },
+  { code: 'UNKNOWN_SUBJECT', sources: ['warehouse-loader'], meaning: 'a window-result subject the loader does not know (a newer windower)' },
+  { code: 'INVALID_ALERT', sources: ['warehouse-loader'], meaning: 'an alert with a missing or bad field' },
   { code: 'WAREHOUSE_REJECTED', sources: ['warehouse-loader'], meaning: 'ClickHouse refused the rows of this message, repeatedly' },
   { code: 'WEBHOOK_FAILED', sources: ['notifier'], meaning: 'a webhook target did not accept the alert after all attempts' },
 ];

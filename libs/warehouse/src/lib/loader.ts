@@ -258,9 +258,10 @@ export class WarehouseLoader {
   }
 
   private specs(): StreamSpec[] {
-    const dead = async (stream: LoaderStreamName, msg: JsMsg, reasonCode: string, reason: string, original = msg.data, stationId?: string) => {
-      // The message id only when the whole message is dead-lettered: that is what a re-drive may republish.
-      const originalMsgId = original === msg.data ? originalMsgIdOf(msg) : undefined;
+    /** Without `record`, the whole message is dead-lettered, with its message id: what a re-drive may republish. */
+    const dead = async (stream: LoaderStreamName, msg: JsMsg, reasonCode: string, reason: string, record?: Uint8Array, stationId?: string) => {
+      const original = record ?? msg.data;
+      const originalMsgId = record === undefined ? originalMsgIdOf(msg) : undefined;
       await this.options.deadLetters.publish({ reasonCode, reason, original, originalSubject: msg.subject, originalMsgId, stationId });
       this.options.observer?.deadLettered?.(stream, reasonCode);
     };
