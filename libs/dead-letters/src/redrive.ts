@@ -142,16 +142,29 @@ export async function redriveDeadLetters(options: RedriveOptions): Promise<Redri
   await checkIdsExist(options.jsm, options.filter);
   const upToId = await lastDeadLetterId(options.jsm);
   const work: Array<{ stored: StoredDeadLetter; plan: RedrivePlan }> = [];
+  const planChunk = async (chunk: StoredDeadLetter[]) => {
+    // The marks of a chunk are read concurrently: one KV read each, the cost of a re-drive run's start.
+    const marks = await Promise.all(chunk.map((stored) => options.ledger.markOf(stored.id)));
+    chunk.forEach((stored, index) => {
+      const plan = planRedrive(stored, marks[index]);
+      if (plan.action === 'already-redriven' || plan.action === 'not-redrivable') {
+        summary.counts[plan.action]++;
+        report(summary, maxReported, stored, plan, undefined, plan.action === 'already-redriven' ? `${plan.mark.outcome} by ${plan.mark.by} at ${plan.mark.at}` : plan.why);
+      } else {
+        work.push({ stored, plan });
+      }
+    });
+  };
+  let chunk: StoredDeadLetter[] = [];
   for await (const stored of readDeadLetters(options.js, options.jsm, options.filter, { upToId })) {
     summary.selected++;
-    const plan = planRedrive(stored, await options.ledger.markOf(stored.id));
-    if (plan.action === 'already-redriven' || plan.action === 'not-redrivable') {
-      summary.counts[plan.action]++;
-      report(summary, maxReported, stored, plan, undefined, plan.action === 'already-redriven' ? `${plan.mark.outcome} by ${plan.mark.by} at ${plan.mark.at}` : plan.why);
-    } else {
-      work.push({ stored, plan });
+    chunk.push(stored);
+    if (chunk.length === 256) {
+      await planChunk(chunk);
+      chunk = [];
     }
   }
+  await planChunk(chunk);
   const total = work.length;
   let done = 0;
   const progress = () => options.onProgress?.({ total, done, counts: { ...summary.counts } });
@@ -216,7 +229,7 @@ export async function redriveDeadLetters(options: RedriveOptions): Promise<Redri
             const code = grpcCodeOf(error);
             if (!isRetryableStatus(code)) throw new Error(`the station API refused the re-drive: ${grpcDetailsOf(error)}`);
             if (attempt >= policy.maxAttempts) {
-              for (const item of pending) await marked(item.stored, item.plan, 'station-api', 'failed', `the ingestor stayed unavailable: ${grpcDetailsOf(error)}`);
+              await Promise.all(pending.map((item) => marked(item.stored, item.plan, 'station-api', 'failed', `the ingestor stayed unavailable: ${grpcDetailsOf(error)}`)));
               progress();
               break;
             }
@@ -224,17 +237,20 @@ export async function redriveDeadLetters(options: RedriveOptions): Promise<Redri
             continue;
           }
           const retry: typeof pending = [];
+          const marking: Array<Promise<void>> = [];
           for (const [index, result] of results.entries()) {
             const item = pending[index];
-            if (result.status === TransactionStatus.TRANSACTION_STATUS_ACCEPTED) await marked(item.stored, item.plan, 'station-api', 'accepted', `stored as ${result.transactionId}`);
-            else if (result.status === TransactionStatus.TRANSACTION_STATUS_DUPLICATE) await marked(item.stored, item.plan, 'station-api', 'duplicate', 'already stored');
+            if (result.status === TransactionStatus.TRANSACTION_STATUS_ACCEPTED) marking.push(marked(item.stored, item.plan, 'station-api', 'accepted', `stored as ${result.transactionId}`));
+            else if (result.status === TransactionStatus.TRANSACTION_STATUS_DUPLICATE) marking.push(marked(item.stored, item.plan, 'station-api', 'duplicate', 'already stored'));
             else if (result.rejectionCode === RejectionCode.REJECTION_CODE_UNAVAILABLE) {
-              if (attempt >= policy.maxAttempts) await marked(item.stored, item.plan, 'station-api', 'failed', result.reason);
+              if (attempt >= policy.maxAttempts) marking.push(marked(item.stored, item.plan, 'station-api', 'failed', result.reason));
               else retry.push(item);
             } else {
-              await marked(item.stored, item.plan, 'station-api', 'rejected-again', `${rejectionCodeName(result.rejectionCode)}: ${result.reason}`);
+              marking.push(marked(item.stored, item.plan, 'station-api', 'rejected-again', `${rejectionCodeName(result.rejectionCode)}: ${result.reason}`));
             }
           }
+          // The batch's marks are written together (one KV put each) before the next batch is sent.
+          await Promise.all(marking);
           progress();
           pending = retry;
           if (pending.length > 0) await sleep(backoffDelayMs(policy, attempt));
