@@ -50,8 +50,9 @@ export interface DeadLetter {
     | Date
     | undefined;
   /**
-   * Nats-Msg-Id of the original stream message, when it had one: a re-drive republishes under an id
-   * derived from it, so that two re-drives of the same original are stored once.
+   * Nats-Msg-Id of the original stream message, set only when `original` is that whole message (not
+   * one record of it): a re-drive republishes it under an id derived from this one, so that two
+   * re-drives of the same original are stored once (docs/adr/0015-dead-letter-redrive.md).
    */
   originalMsgId: string;
 }
