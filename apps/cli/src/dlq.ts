@@ -255,12 +255,12 @@ export function formatRedriveSummary(summary: RedriveSummary): string {
   return `${lines.join('\n')}\n`;
 }
 
-interface RedriveReporter {
+export interface RedriveReporter {
   update(progress: RedriveProgress): void;
   stop(): void;
 }
 
-function redriveReporter(stderr: NodeJS.WritableStream, tty: boolean, enabled: boolean, intervalMs = 5_000): RedriveReporter {
+export function redriveReporter(stderr: NodeJS.WritableStream, tty: boolean, enabled: boolean, intervalMs = 5_000): RedriveReporter {
   if (!enabled) return { update: () => undefined, stop: () => undefined };
   const describe = (p: RedriveProgress) =>
     `${p.done}/${p.total} | accepted ${p.counts.accepted} duplicate ${p.counts.duplicate} rejected again ${p.counts['rejected-again']} republished ${p.counts.republished} failed ${p.counts.failed}`;
