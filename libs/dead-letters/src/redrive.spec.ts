@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { parseDeadLetterFilter } from './filter';
 import { RedriveLedger } from './ledger';
 import { getDeadLetter, readDeadLetters } from './reader';
-import { REDRIVE_OF_HEADER, redriveDeadLetters, type RedriveSummary } from './redrive';
+import { REDRIVE_OF_HEADER, RedriveError, redriveDeadLetters, type RedriveSummary } from './redrive';
 
 // Real nats-server and the real ingestor (its own process, as in production): records rejected for
 // every reason the ingestor has, the causes fixed (credentials, limits, clocks), re-driven.
@@ -121,6 +121,19 @@ describe('re-drive of dead letters (real nats-server, real ingestor)', () => {
     await startTheIngestor(true);
     const ledger = await RedriveLedger.open(js);
 
+    // A credential the ingestor does not know stops the run at once, with the reason; nothing is marked.
+    const refused = redriveDeadLetters({
+      js,
+      jsm,
+      ledger,
+      filter: parseDeadLetterFilter({ source: 'ingestor' }),
+      by: 'spec-operator',
+      stationApi: () => createGrpcIngestTransport({ address: `127.0.0.1:${ingestor?.grpcPort}`, token: 'not-a-known-token-0123456789' }),
+    });
+    await expect(refused).rejects.toThrow(RedriveError);
+    await expect(refused).rejects.toThrow(/the station API refused the re-drive: .*credential/);
+    for (const letter of letters) expect(await ledger.markOf(letter.id)).toBeUndefined();
+
     // A subset first (as a run interrupted half-way would have done), then everything.
     const subset = await redrive(ledger, { reason: 'TOO_OLD,IN_FUTURE' });
     expect(subset.counts).toMatchObject({ accepted: 2, duplicate: 0, 'rejected-again': 0 });
@@ -150,11 +163,12 @@ describe('re-drive of dead letters (real nats-server, real ingestor)', () => {
       expect(['accepted', 'duplicate', 'rejected-again']).toContain(mark?.outcome);
     }
     expect((await ledger.runs()).map((record) => [record.selected, record.incomplete])).toEqual([
+      [6, true],
       [2, false],
       [6, false],
       [6, false],
     ]);
-    expect(await ledger.tally()).toEqual({ runs: 3, redriven: 6, byOutcome: { accepted: 4, duplicate: 1, 'rejected-again': 1 } });
+    expect(await ledger.tally()).toEqual({ runs: 4, redriven: 6, byOutcome: { accepted: 4, duplicate: 1, 'rejected-again': 1 } });
   });
 
   it('republishes a whole stream message of another source to its subject once, and refuses what cannot be republished', async () => {
