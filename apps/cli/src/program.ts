@@ -20,6 +20,7 @@ import { ExitCode, exitCodeFor, formatSummary } from './send-report';
 import { resultFormats } from '@tollstream/warehouse';
 import { runTrafficList, runTrafficLoad, runTrafficPropose, TrafficCommandError, type TrafficProposeOptions, type TrafficReferenceCommandOptions } from './traffic';
 import { runWatch, type WatchCommandOptions } from './watch/watch';
+import { DlqCommandError, dlqFormats, runDlqExport, runDlqList, runDlqRedrive, runDlqShow, type DlqExportOptions, type DlqListOptions, type DlqRedriveOptions, type DlqShowOptions } from './dlq';
 import { watchedServices } from './watch/dashboard';
 import { runMigrate, runSql, WarehouseCommandError, type MigrateCommandOptions, type SqlCommandOptions } from './warehouse';
 
@@ -112,7 +113,7 @@ const instantOption = (value: string): Date => {
 
 class FatalCliError extends Error {}
 
-async function resolveToken(options: SendCommandOptions, env: NodeJS.ProcessEnv): Promise<string> {
+async function resolveToken(options: { tokenFile?: string }, env: NodeJS.ProcessEnv): Promise<string> {
   let token: string;
   let source: string;
   if (options.tokenFile) {
@@ -355,6 +356,101 @@ retries); 130 interrupted (Ctrl-C): rerun the same command to resume.`,
       } finally {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
+      }
+    });
+
+  // Dead letters (docs/operations.md).
+  const dlq = program
+    .command('dlq')
+    .description('Dead letters (TOLL_DLQ): list, show, export as station records, re-drive. See docs/operations.md.');
+  const dlqConnection = (command: Command): Command =>
+    command
+      .addOption(new Option('--nats-url <url>', 'NATS server(s), comma-separated (env NATS_URL)').default(io.env.NATS_URL || 'nats://127.0.0.1:4222'))
+      .addOption(new Option('--ledger-bucket <name>', 'KV bucket of the re-drive marks and runs (env DLQ_REDRIVE_BUCKET)').default(io.env.DLQ_REDRIVE_BUCKET || 'dlq-redrives'));
+  const dlqFilters = (command: Command): Command =>
+    dlqConnection(command)
+      .option('--source <names>', 'comma-separated sources: ingestor, windower, billing-threshold, traffic-anomaly, warehouse-loader, notifier')
+      .option('--reason <codes>', 'comma-separated reason codes, e.g. INVALID_FIELD,PERMISSION_DENIED')
+      .option('--station <ids>', 'comma-separated station ids')
+      .option('--since <when>', 'dead-lettered at or after: an ISO 8601 instant with offset, or an age such as 30m, 6h, 2d')
+      .option('--until <when>', 'dead-lettered before (same forms as --since)');
+  const dlqAction =
+    <T extends unknown[]>(run: (...args: T) => Promise<void>) =>
+    async (...args: T): Promise<void> => {
+      try {
+        await run(...args);
+      } catch (error) {
+        if (error instanceof DlqCommandError) throw new FatalCliError(error.message);
+        throw error;
+      }
+    };
+  dlqFilters(dlq.command('list').description('List dead letters, oldest first, with their reason and whether they were re-driven.'))
+    .option('--after <id>', 'only dead letters after this id (the next page)', integerOption(0, Number.MAX_SAFE_INTEGER))
+    .option('--limit <n>', 'dead letters per page', integerOption(1, 10_000), 50)
+    .addOption(new Option('--format <format>', 'output format').choices(dlqFormats).default('table'))
+    .action(dlqAction(async (_options: unknown, command: Command) => runDlqList(command.opts<DlqListOptions>(), io.stdout)));
+  dlqConnection(dlq.command('show').description('Show one dead letter: the reason, the original record decoded, where it came from, its re-drives.'))
+    .argument('<id>', 'dead letter id (from `dlq list`)')
+    .option('--json', 'print as JSON')
+    .action(dlqAction(async (id: string, _options: unknown, command: Command) => runDlqShow(id, command.opts<DlqShowOptions>(), io.stdout)));
+  dlqFilters(
+    dlq
+      .command('export')
+      .description('Write the ingestor dead letters a filter selects as NDJSON station records: fix them by hand, then `tollstream send` the file.'),
+  )
+    .option('--out <file>', 'file to write (default: stdout)')
+    .action(dlqAction(async (_options: unknown, command: Command) => runDlqExport(command.opts<DlqExportOptions>(), io.stdout, io.stderr)));
+  dlqFilters(
+    dlq
+      .command('redrive')
+      .description(
+        'Send dead letters through again once their cause is fixed: ingestor records through the station API (same validation; ' +
+          'the transaction id keeps it exactly once), whole stream messages of other sources to the subject they came from. ' +
+          'Every re-drive is recorded (who, when, outcome) and the dead letter marked, never deleted.',
+      ),
+  )
+    .argument('[ids...]', 'dead letter ids (from `dlq list`); or use the filters, or --all')
+    .option('--all', 'every dead letter not re-driven yet')
+    .option('--dry-run', 'show what would be re-driven and how; change nothing')
+    .addOption(new Option('--ingest-address <host:port>', 'ingestor gRPC address (env INGEST_ADDRESS)').default(io.env.INGEST_ADDRESS || '127.0.0.1:50051'))
+    .addOption(
+      new Option('--token-file <path>', 'file holding a station bearer token allowed for the stations re-driven (env STATION_TOKEN_FILE; else env STATION_TOKEN)').default(
+        io.env.STATION_TOKEN_FILE || undefined,
+      ),
+    )
+    .option('--batch-size <n>', 'records per SubmitTransactions call', integerOption(1, 5_000), 100)
+    .option('--deadline-ms <ms>', 'deadline of each call', integerOption(1, 3_600_000), 30_000)
+    .option('--max-attempts <n>', 'attempts per batch while the ingestor is unavailable', integerOption(1, 1_000), 8)
+    .addOption(new Option('--operator <name>', 'who re-drives, recorded with every re-drive (env TOLLSTREAM_OPERATOR; default user@host)').default(io.env.TOLLSTREAM_OPERATOR || undefined))
+    .option('--no-progress', 'no progress bar or progress lines')
+    .option('--json', 'print the summary as JSON')
+    .option('--max-reported <n>', 'dead letters listed in the summary', integerOption(0, 1_000_000), 50)
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 every selected dead letter re-driven (accepted, duplicate, republished) or re-driven
+before; 2 completed, but some were rejected again, not re-drivable, or the ingestor stayed
+unavailable; 1 fatal (bad filter, credentials, broker); 130 interrupted: run it again, what was
+re-driven is marked and a repeated record is answered DUPLICATE.`,
+    )
+    .action(async (ids: string[], _options: unknown, command: Command) => {
+      const options = command.opts<DlqRedriveOptions & { tokenFile?: string }>();
+      const hasToken = options.tokenFile !== undefined || io.env.STATION_TOKEN !== undefined;
+      const token = hasToken ? await resolveToken(options, io.env) : undefined;
+      const controller = new AbortController();
+      const onSignal = () => controller.abort();
+      if (io.handleSignals) {
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+      }
+      try {
+        setExitCode(await runDlqRedrive(ids, { ...options, token }, { stdout: io.stdout, stderr: io.stderr, stderrIsTTY: io.stderrIsTTY, env: io.env, signal: controller.signal }));
+      } catch (error) {
+        if (error instanceof DlqCommandError) throw new FatalCliError(error.message);
+        throw error;
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
       }
     });
 

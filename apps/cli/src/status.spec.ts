@@ -40,6 +40,7 @@ describe('tollstream status (real nats-server)', () => {
     expect(after.out).toMatch(/TOLL_TX: 1 messages/);
     expect(after.out).toMatch(/tolls\.tx\.1\s+1/);
     expect(after.out).toMatch(/tolls\.dlq\.ingestor\s+1/);
+    expect(after.out).toContain('dead letters re-driven: none (no re-drive has run)');
     const json = JSON.parse((await run(['status', '--nats-url', nats.url, '--json'])).out) as Array<{ stream: string; messages: number }>;
     const counts = new Map(json.map((s) => [s.stream, s.messages]));
     expect([counts.get('TOLL_TX'), counts.get('TOLL_DLQ'), counts.get('TOLL_AGG')]).toEqual([1, 1, 0]);

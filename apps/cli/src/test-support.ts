@@ -8,6 +8,8 @@ import {
   type TollTransaction,
   type TransactionResult,
 } from '@tollstream/contracts';
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import type { CliIo } from './program';
 
@@ -94,4 +96,33 @@ export async function startIngestDouble(
     calls: () => calls,
     stop: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
   };
+}
+
+export interface CliRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * `node --import tsx apps/cli/src/main.ts ...` as its own process (one node process, so that a
+ * signal reaches exactly the CLI); `onStart` gets its pid.
+ */
+export function runCliProcess(args: string[], env: NodeJS.ProcessEnv, onStart?: (pid: number) => void): Promise<CliRun> {
+  const repoRoot = resolve(__dirname, '../../..');
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'apps/cli/src/main.ts', ...args], {
+      cwd: repoRoot,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolvePromise({ code, signal, stdout, stderr }));
+    if (child.pid !== undefined) onStart?.(child.pid);
+  });
 }

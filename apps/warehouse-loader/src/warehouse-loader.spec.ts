@@ -88,7 +88,7 @@ describe('warehouse-loader: exactly once on real NATS and the warehouse', () => 
   }, 120_000);
 
   it('dead-letters poison messages and invalid records with the reason, and keeps loading', async () => {
-    await broker.js.publish(Subjects.transactionPartition(1), new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f]));
+    await broker.js.publish(Subjects.transactionPartition(1), new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f]), { msgID: 'poison-1' });
     const broken = TransactionBatch.encode({
       batchId: 'broken-1',
       transactions: [
@@ -104,6 +104,8 @@ describe('warehouse-loader: exactly once on real NATS and the warehouse', () => 
     expect(letters.map((letter) => letter.reasonCode).sort()).toEqual(['INVALID_RECORD', 'UNDECODABLE']);
     expect(letters.find((letter) => letter.reasonCode === 'UNDECODABLE')?.reason).toMatch(/cannot decode tolls\.stream\.v1\.TransactionBatch/);
     expect(letters.every((letter) => letter.source === 'warehouse-loader' && letter.originalSubject === 'tolls.tx.1')).toBe(true);
+    // The whole message keeps its id (a re-drive could dedupe by it); one record of a batch does not.
+    expect(letters.map((letter) => [letter.reasonCode, letter.originalMsgId]).sort()).toEqual([['INVALID_RECORD', ''], ['UNDECODABLE', 'poison-1']]);
     expect(await invariants()).toEqual({ unique: N + 1, rawDuplicates: 0 });
   }, 60_000);
 

@@ -9,7 +9,7 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import { CustomerSpendBatch, Streams, Subjects, TransactionBatch } from '@tollstream/contracts';
-import type { DeadLetterPublisher } from '@tollstream/messaging';
+import { originalMsgIdOf, type DeadLetterPublisher } from '@tollstream/messaging';
 import type { SpendApplier } from './spend-applier';
 import { entriesOfLateBatch, entriesOfSpendBatch, type ParsedSpend, type SpendEntry } from './spend-entries';
 
@@ -232,7 +232,7 @@ export class SpendConsumer {
     const entries: SpendEntry[] = [];
     for (const { msg, kind, parsed, decodeError } of round) {
       if (!parsed) {
-        await this.deadLetter('UNDECODABLE', `cannot decode ${kind === 'spend' ? 'CustomerSpendBatch' : 'TransactionBatch'}: ${decodeError ?? 'unknown error'}`, msg.data, msg.subject);
+        await this.deadLetter('UNDECODABLE', `cannot decode ${kind === 'spend' ? 'CustomerSpendBatch' : 'TransactionBatch'}: ${decodeError ?? 'unknown error'}`, msg.data, msg.subject, originalMsgIdOf(msg));
         continue;
       }
       for (const invalid of parsed.invalid) {
@@ -243,8 +243,8 @@ export class SpendConsumer {
     return entries;
   }
 
-  private async deadLetter(reasonCode: string, reason: string, original: Uint8Array, originalSubject: string | undefined): Promise<void> {
-    await this.options.deadLetters.publish({ reasonCode, reason, original, originalSubject });
+  private async deadLetter(reasonCode: string, reason: string, original: Uint8Array, originalSubject: string | undefined, originalMsgId?: string): Promise<void> {
+    await this.options.deadLetters.publish({ reasonCode, reason, original, originalSubject, originalMsgId });
     this.options.observer?.deadLettered?.(reasonCode);
   }
 }

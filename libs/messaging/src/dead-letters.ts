@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
+import type { JetStreamClient, JsMsg, PubAck } from '@nats-io/jetstream';
 import { DeadLetter, Subjects } from '@tollstream/contracts';
 
 export interface DeadLetterInput {
@@ -7,7 +7,14 @@ export interface DeadLetterInput {
   reason: string;
   original: Uint8Array;
   originalSubject?: string;
+  /** Nats-Msg-Id of the original stream message (see originalMsgIdOf), so a re-drive can be deduplicated. */
+  originalMsgId?: string;
   stationId?: string;
+}
+
+/** The Nats-Msg-Id header of a stream message, or '' when it was published without one. */
+export function originalMsgIdOf(msg: Pick<JsMsg, 'headers'>): string {
+  return msg.headers?.get('Nats-Msg-Id') ?? '';
 }
 
 /** Publishes what could not be accepted or processed, with the reason, to tolls.dlq.<source>. */
@@ -25,6 +32,7 @@ export class DeadLetterPublisher {
       reason: input.reason,
       original: Buffer.from(input.original.buffer, input.original.byteOffset, input.original.byteLength),
       originalSubject: input.originalSubject ?? '',
+      originalMsgId: input.originalMsgId ?? '',
       stationId: input.stationId ?? '',
       deadLetteredAt: new Date(),
     };

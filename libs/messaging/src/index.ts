@@ -1,6 +1,6 @@
 export { connectToBroker, type BrokerConnectionOptions } from './connect';
 export { brokerConfigShape, connectServiceToBroker, type BrokerConfig, type ServiceBroker } from './service-broker';
-export { DeadLetterPublisher, type DeadLetterInput } from './dead-letters';
+export { DeadLetterPublisher, originalMsgIdOf, type DeadLetterInput } from './dead-letters';
 export { partitionForStation, shardForAccount } from './partitioning';
 export {
   declareTopology,

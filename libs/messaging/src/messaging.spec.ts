@@ -38,6 +38,12 @@ describe('messaging against nats-server', () => {
     expect((await jsm.streams.info(Streams.deadLetters)).config.subjects).toEqual([Subjects.deadLettersAll]);
   });
 
+  it('keeps dead letters as long as TOLL_DLQ_RETENTION_MS says, independently of the account events', async () => {
+    await provisionTopology(jsm, declareTopology({ transactionPartitions: 4, deadLetterRetentionMs: 3 * 24 * 3600_000 }));
+    expect((await jsm.streams.info(Streams.deadLetters)).config.max_age).toBe(3 * 24 * 3600_000 * 1_000_000);
+    expect((await jsm.streams.info(Streams.accounts)).config.max_age).toBe(30 * 24 * 3600_000 * 1_000_000);
+  });
+
   it('rejects a topology without partitions', () => {
     expect(() => declareTopology({ transactionPartitions: 0 })).toThrow(/transactionPartitions/);
   });
@@ -67,8 +73,8 @@ describe('messaging against nats-server', () => {
         vehicleClass: VehicleClass.VEHICLE_CLASS_CAR, amountMinor: 1, currency: 'USD', occurredAt: new Date(0),
       }).finish();
     await js.publish('spec.in', record('good'));
-    await js.publish('spec.in', new Uint8Array([0xff, 0xff, 0xff])); // not protobuf
-    await js.publish('spec.in', record('poison'));
+    await js.publish('spec.in', new Uint8Array([0xff, 0xff, 0xff]), { msgID: 'in/undecodable' }); // not protobuf
+    await js.publish('spec.in', record('poison'), { msgID: 'in/poison' });
     await js.publish('spec.in', record('flaky'));
 
     const handled: string[] = [];
@@ -88,9 +94,10 @@ describe('messaging against nats-server', () => {
 
     expect(handled).toEqual(['good', 'flaky']);
     const letters = await readDeadLetters(jsm, 'tolls.dlq.spec-consumer');
-    expect(letters.map((l) => [l.reasonCode, l.originalSubject])).toEqual([
-      ['UNDECODABLE', 'spec.in'],
-      ['NEGATIVE_TOLL', 'spec.in'],
+    // The original message id is kept: a re-drive republishes under an id derived from it.
+    expect(letters.map((l) => [l.reasonCode, l.originalSubject, l.originalMsgId])).toEqual([
+      ['UNDECODABLE', 'spec.in', 'in/undecodable'],
+      ['NEGATIVE_TOLL', 'spec.in', 'in/poison'],
     ]);
     expect((await jsm.consumers.info('SPEC_IN', 'reader')).num_ack_pending).toBe(0);
   });

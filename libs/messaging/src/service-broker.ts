@@ -17,6 +17,8 @@ export const brokerConfigShape = {
   TOLL_TX_PARTITIONS: z.coerce.number().int().min(1).max(1024).default(8),
   NATS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
   TOLL_TX_RETENTION_MS: durationMsSchema.default(7 * 24 * 3600_000),
+  /** How long TOLL_DLQ keeps dead letters for inspection and re-drive (docs/operations.md). */
+  TOLL_DLQ_RETENTION_MS: durationMsSchema.default(30 * 24 * 3600_000),
   PROVISION_TOPOLOGY: booleanFromEnv.default(true),
 };
 
@@ -37,6 +39,7 @@ export async function connectServiceToBroker(config: BrokerConfig, clientName: s
     transactionPartitions: config.TOLL_TX_PARTITIONS,
     replicas: config.NATS_STREAM_REPLICAS,
     transactionRetentionMs: config.TOLL_TX_RETENTION_MS,
+    deadLetterRetentionMs: config.TOLL_DLQ_RETENTION_MS,
   });
   if (config.PROVISION_TOPOLOGY) await provisionTopology(jsm, topology);
   return { nc, js: jetstream(nc), jsm, topology };

@@ -21,8 +21,10 @@ export interface TopologyOptions {
   duplicateWindowMs: number;
   /** How long window results and alerts stay in their streams (replays by billing, traffic, warehouse). */
   aggregateRetentionMs: number;
-  /** How long dead letters are kept for inspection and re-drive. */
+  /** How long dead letters are kept for inspection and re-drive (TOLL_DLQ_RETENTION_MS). */
   deadLetterRetentionMs: number;
+  /** How long account state changes (thresholds) are kept. */
+  accountEventRetentionMs: number;
   /** Largest message the streams accept (a packed TransactionBatch must fit). */
   maxMessageBytes: number;
 }
@@ -33,6 +35,7 @@ export const defaultTopologyOptions: TopologyOptions = {
   transactionRetentionMs: 7 * 24 * 3600_000,
   duplicateWindowMs: 10 * 60_000,
   deadLetterRetentionMs: 30 * 24 * 3600_000,
+  accountEventRetentionMs: 30 * 24 * 3600_000,
   aggregateRetentionMs: 7 * 24 * 3600_000,
   maxMessageBytes: 1024 * 1024,
 };
@@ -91,8 +94,8 @@ export function declareTopology(overrides: Partial<TopologyOptions> = {}): Topol
         retention: RetentionPolicy.Limits,
         storage: StorageType.File,
         num_replicas: options.replicas,
-        // Account state changes are the record of what customers asked for: kept like dead letters.
-        max_age: nanos(options.deadLetterRetentionMs),
+        // Account state changes are the record of what customers asked for: a month, like dead letters by default.
+        max_age: nanos(options.accountEventRetentionMs),
         duplicate_window: nanos(options.duplicateWindowMs),
         max_msg_size: options.maxMessageBytes,
         discard: DiscardPolicy.Old,

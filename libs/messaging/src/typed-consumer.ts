@@ -1,5 +1,5 @@
 import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
-import type { DeadLetterPublisher } from './dead-letters';
+import { originalMsgIdOf, type DeadLetterPublisher } from './dead-letters';
 
 /** The generated ts-proto codec of a message type. */
 export interface MessageCodec<T> {
@@ -56,6 +56,7 @@ export async function startTypedConsumer<T>(options: TypedConsumerOptions<T>): P
           reason: `cannot decode protobuf: ${(error as Error).message}`,
           original: raw.data,
           originalSubject: raw.subject,
+          originalMsgId: originalMsgIdOf(raw),
         });
         raw.ack();
         continue;
@@ -70,6 +71,7 @@ export async function startTypedConsumer<T>(options: TypedConsumerOptions<T>): P
             reason: error.message,
             original: raw.data,
             originalSubject: raw.subject,
+          originalMsgId: originalMsgIdOf(raw),
           });
           raw.ack();
         } else {

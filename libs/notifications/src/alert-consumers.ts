@@ -11,6 +11,7 @@ import {
 } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Alert, DeadLetter, Streams, Subjects } from '@tollstream/contracts';
+import { originalMsgIdOf } from '@tollstream/messaging';
 import type { InboxStore } from '@tollstream/stores';
 import type { LiveFeed } from './live-feed';
 import { newNotificationOf, notificationMessage } from './notification-messages';
@@ -170,13 +171,14 @@ export interface DeadLetterSink {
 }
 
 export function deadLetterSink(js: JetStreamClient, onPublished: (reasonCode: string) => void): DeadLetterSink {
-  const publish = async (reasonCode: string, reason: string, original: Uint8Array, originalSubject: string, msgID: string) => {
+  const publish = async (reasonCode: string, reason: string, original: Uint8Array, originalSubject: string, msgID: string, originalMsgId = '') => {
     const letter: DeadLetter = {
       source: 'notifier',
       reasonCode,
       reason,
       original: Buffer.from(original),
       originalSubject,
+      originalMsgId,
       stationId: '',
       deadLetteredAt: new Date(),
     };
@@ -185,7 +187,7 @@ export function deadLetterSink(js: JetStreamClient, onPublished: (reasonCode: st
   };
   return {
     undecodable: (raw, error) =>
-      publish('UNDECODABLE', `cannot decode alert: ${error.message}`, raw.data, raw.subject, `notifier/undecodable/${createHash('sha256').update(raw.data).digest('base64url')}`),
+      publish('UNDECODABLE', `cannot decode alert: ${error.message}`, raw.data, raw.subject, `notifier/undecodable/${createHash('sha256').update(raw.data).digest('base64url')}`, originalMsgIdOf(raw)),
     webhookFailed: (alert, target, outcome) =>
       publish(
         'WEBHOOK_FAILED',

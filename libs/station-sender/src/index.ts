@@ -17,6 +17,6 @@ export { defaultCheckpointPath, loadCheckpoint } from './checkpoint';
 export type { Checkpoint, InputIdentity } from './checkpoint';
 export { backoffDelayMs, defaultRetryPolicy, isRetryableStatus } from './retry-policy';
 export type { RetryPolicy } from './retry-policy';
-export { checkToken, createGrpcIngestTransport } from './ingest-transport';
+export { checkToken, createGrpcIngestTransport, grpcCodeOf, grpcDetailsOf } from './ingest-transport';
 export type { GrpcTransportOptions, IngestTransport } from './ingest-transport';
 export { addClientTlsOptions, clientTlsFromOptions } from './client-tls-options';

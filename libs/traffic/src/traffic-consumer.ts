@@ -1,6 +1,6 @@
 import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import { Alert, StationTrafficBatch, Streams, Subjects, TrafficCondition } from '@tollstream/contracts';
-import { partitionForStation, type DeadLetterPublisher } from '@tollstream/messaging';
+import { originalMsgIdOf, partitionForStation, type DeadLetterPublisher } from '@tollstream/messaging';
 import type { StationReferenceRecord, TrafficDetectionStore, TrafficPartitionState, TrafficReferenceStore } from '@tollstream/stores';
 import { applyTrafficBatch, newPartitionState, type DetectorOptions, type DetectorWindow, type ReferenceView, type TrafficAlertOut } from './detector';
 
@@ -189,7 +189,7 @@ export class TrafficConsumer {
       try {
         batch = StationTrafficBatch.decode(msg.data);
       } catch (error) {
-        await this.options.deadLetters.publish({ reasonCode: 'UNDECODABLE', reason: `cannot decode StationTrafficBatch: ${(error as Error).message}`, original: msg.data, originalSubject: msg.subject });
+        await this.options.deadLetters.publish({ reasonCode: 'UNDECODABLE', reason: `cannot decode StationTrafficBatch: ${(error as Error).message}`, original: msg.data, originalSubject: msg.subject, originalMsgId: originalMsgIdOf(msg) });
         list.push({ seq: msg.seq, windows: [] });
         continue;
       }

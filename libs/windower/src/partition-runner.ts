@@ -1,6 +1,6 @@
 import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
 import { Streams, Subjects, TransactionBatch } from '@tollstream/contracts';
-import { BackgroundSnapshots, type DeadLetterPublisher } from '@tollstream/messaging';
+import { BackgroundSnapshots, originalMsgIdOf, type DeadLetterPublisher } from '@tollstream/messaging';
 import type { CheckpointStore } from './checkpoint-store';
 import { PartitionProcessor, type PartitionProcessorOptions, type ProcessedInput, type SnapshotFrameKind } from './partition-processor';
 
@@ -133,6 +133,7 @@ export class PartitionRunner {
             reason: outcome.undecodable,
             original: message.data,
             originalSubject: message.subject,
+            originalMsgId: originalMsgIdOf(message),
           });
           this.observer.deadLettered?.(this.partition, outcome.undecodable);
         }

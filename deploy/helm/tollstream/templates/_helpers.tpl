@@ -96,6 +96,7 @@ for the service is set empty (unset). Context: dict root name svc
   "TOLL_TX_PARTITIONS" (toString $v.broker.transactionPartitions)
   "NATS_STREAM_REPLICAS" (toString $v.broker.streamReplicas)
   "TOLL_TX_RETENTION_MS" (toString $v.broker.transactionRetention)
+  "TOLL_DLQ_RETENTION_MS" (toString $v.broker.deadLetterRetention)
   "PROVISION_TOPOLOGY" (toString $v.broker.provisionTopology)
   "SHUTDOWN_GRACE_MS" (printf "%ds" (int $v.shutdownGraceSeconds))
   "LOG_LEVEL" $v.logLevel

@@ -11,7 +11,7 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import { Alert, CustomerSpendBatch, RECORD_KIND_HEADER, StationTrafficBatch, Streams, Subjects, TransactionBatch } from '@tollstream/contracts';
-import type { DeadLetterPublisher } from '@tollstream/messaging';
+import { originalMsgIdOf, type DeadLetterPublisher } from '@tollstream/messaging';
 import { insertBody, type InsertFormat, type RawBodyInserter } from './insert';
 import {
   alertColumns,
@@ -261,8 +261,11 @@ export class WarehouseLoader {
   }
 
   private specs(): StreamSpec[] {
-    const dead = async (stream: LoaderStreamName, msg: JsMsg, reasonCode: string, reason: string, original = msg.data, stationId?: string) => {
-      await this.options.deadLetters.publish({ reasonCode, reason, original, originalSubject: msg.subject, stationId });
+    /** Without `record`, the whole message is dead-lettered, with its message id: what a re-drive may republish. */
+    const dead = async (stream: LoaderStreamName, msg: JsMsg, reasonCode: string, reason: string, record?: Uint8Array, stationId?: string) => {
+      const original = record ?? msg.data;
+      const originalMsgId = record === undefined ? originalMsgIdOf(msg) : undefined;
+      await this.options.deadLetters.publish({ reasonCode, reason, original, originalSubject: msg.subject, originalMsgId, stationId });
       this.options.observer?.deadLettered?.(stream, reasonCode);
     };
     return [
@@ -528,6 +531,7 @@ class StreamPipeline {
           reason: `the warehouse refused the rows: ${errorText(error)}`.slice(0, 2_000),
           original: item.msg.data,
           originalSubject: item.msg.subject,
+          originalMsgId: originalMsgIdOf(item.msg),
         });
         this.options.observer?.deadLettered?.(this.spec.name, 'WAREHOUSE_REJECTED');
       }

@@ -46,7 +46,15 @@ export interface DeadLetter {
   originalSubject: string;
   /** Station on whose behalf the record came, when known. */
   stationId: string;
-  deadLetteredAt: Date | undefined;
+  deadLetteredAt:
+    | Date
+    | undefined;
+  /**
+   * Nats-Msg-Id of the original stream message, set only when `original` is that whole message (not
+   * one record of it): a re-drive republishes it under an id derived from this one, so that two
+   * re-drives of the same original are stored once (docs/adr/0015-dead-letter-redrive.md).
+   */
+  originalMsgId: string;
 }
 
 function createBaseIngestedTransaction(): IngestedTransaction {
@@ -256,6 +264,7 @@ function createBaseDeadLetter(): DeadLetter {
     originalSubject: "",
     stationId: "",
     deadLetteredAt: undefined,
+    originalMsgId: "",
   };
 }
 
@@ -281,6 +290,9 @@ export const DeadLetter: MessageFns<DeadLetter> = {
     }
     if (message.deadLetteredAt !== undefined) {
       Timestamp.encode(toTimestamp(message.deadLetteredAt), writer.uint32(58).fork()).join();
+    }
+    if (message.originalMsgId !== "") {
+      writer.uint32(66).string(message.originalMsgId);
     }
     return writer;
   },
@@ -354,6 +366,14 @@ export const DeadLetter: MessageFns<DeadLetter> = {
             message.deadLetteredAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.originalMsgId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -391,6 +411,11 @@ export const DeadLetter: MessageFns<DeadLetter> = {
         : isSet(object.dead_lettered_at)
         ? fromJsonTimestamp(object.dead_lettered_at)
         : undefined,
+      originalMsgId: isSet(object.originalMsgId)
+        ? globalThis.String(object.originalMsgId)
+        : isSet(object.original_msg_id)
+        ? globalThis.String(object.original_msg_id)
+        : "",
     };
   },
 
@@ -417,6 +442,9 @@ export const DeadLetter: MessageFns<DeadLetter> = {
     if (message.deadLetteredAt !== undefined) {
       obj.deadLetteredAt = message.deadLetteredAt.toISOString();
     }
+    if (message.originalMsgId !== "") {
+      obj.originalMsgId = message.originalMsgId;
+    }
     return obj;
   },
 
@@ -432,6 +460,7 @@ export const DeadLetter: MessageFns<DeadLetter> = {
     message.originalSubject = object.originalSubject ?? "";
     message.stationId = object.stationId ?? "";
     message.deadLetteredAt = object.deadLetteredAt ?? undefined;
+    message.originalMsgId = object.originalMsgId ?? "";
     return message;
   },
 };
