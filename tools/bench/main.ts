@@ -55,6 +55,7 @@ const program = new Command()
   .option('--warehouse-batch-rows <n>', 'WAREHOUSE_BATCH_MAX_ROWS of the loader (and raw insert batch size)', '50000')
   .option('--warehouse-steady-seconds <n>', 'duration of the warehouse freshness phase', '30')
   .option('--pipeline-step-seconds <n>', 'duration of each offered-rate step of the pipeline phase', String(pipelineDefaults.stepSeconds))
+  .option('--pipeline-partitions <n>', 'TOLL_TX partitions and spend shards of the pipeline phase (0: the services\' default, 8)', String(pipelineDefaults.partitions))
   .option('--pipeline-rates <list>', 'offered rates (records/s, comma-separated) of the pipeline phase instead of the rate search')
   .parse();
 
@@ -71,6 +72,7 @@ interface BenchOptions {
   windowerRecords: string;
   windowerAccounts: string;
   pipelineStepSeconds: string;
+  pipelinePartitions: string;
   pipelineRates?: string;
   durabilitySteadyRate: string;
   durabilityRounds: string;
@@ -139,7 +141,9 @@ async function main(): Promise<void> {
       .filter((rate) => rate.trim() !== '')
       .map(Number);
     if (rates.some((rate) => !Number.isFinite(rate) || rate <= 0)) throw new Error(`--pipeline-rates: expected positive numbers, got ${options.pipelineRates}`);
-    pipeline = await runPipelineBench({ stepSeconds: Number(options.pipelineStepSeconds), rates });
+    const partitions = Number(options.pipelinePartitions);
+    if (!Number.isInteger(partitions) || partitions < 0 || partitions > 1024) throw new Error(`--pipeline-partitions: expected 0..1024, got ${options.pipelinePartitions}`);
+    pipeline = await runPipelineBench({ stepSeconds: Number(options.pipelineStepSeconds), rates, partitions });
     printPipelineBench(pipeline);
     results['pipeline'] = pipeline;
   }

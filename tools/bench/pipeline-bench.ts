@@ -44,9 +44,14 @@ export interface PipelineBenchOptions {
   breachesPerStep: number;
   /** Seconds allowed after a step for lags to drain before the next one. */
   drainSeconds: number;
+  /**
+   * TOLL_TX partitions and spend shards of every service (0: the services' own default, 8, or what
+   * TOLL_TX_PARTITIONS / SPEND_SHARDS say). Fewer, larger messages per record on a small machine.
+   */
+  partitions: number;
 }
 
-export const pipelineDefaults: PipelineBenchOptions = { stepSeconds: 60, rates: [], accounts: 200_000, breachesPerStep: 60, drainSeconds: 90 };
+export const pipelineDefaults: PipelineBenchOptions = { stepSeconds: 60, rates: [], accounts: 200_000, breachesPerStep: 60, drainSeconds: 90, partitions: 0 };
 
 const STATION_GROUPS = 8;
 const STATIONS_PER_GROUP = 8;
@@ -144,6 +149,8 @@ export interface PipelineStep {
 export interface PipelineBenchFigures {
   options: PipelineBenchOptions;
   nodeArgs: string;
+  /** The topology and spend windowing the services ran with (as they read them from the environment). */
+  settings: string;
   rawJetStream: RawJetStreamFigures;
   steps: PipelineStep[];
   highestSustainedRecordsPerSecond?: number;
@@ -197,7 +204,18 @@ interface Platform {
   lowStations: string[];
 }
 
-async function startPlatform(log: (text: string) => void): Promise<{ platform: Platform; raw: RawJetStreamFigures }> {
+/** What the services read for partitions, shards and spend windows (the environment, else their defaults). */
+function settingsText(): string {
+  const env = (name: string, fallback: string) => `${name}=${process.env[name] ?? `${fallback} (default)`}`;
+  return [env('TOLL_TX_PARTITIONS', '8'), env('SPEND_SHARDS', '8'), env('SPEND_WINDOW', 'tumbling:1s'), env('SPEND_OUT_OF_ORDERNESS', '500ms')].join(', ');
+}
+
+async function startPlatform(log: (text: string) => void, partitions: number): Promise<{ platform: Platform; raw: RawJetStreamFigures }> {
+  if (partitions > 0) {
+    // Every process of the run (services and this bench) reads the same topology.
+    process.env['TOLL_TX_PARTITIONS'] = String(partitions);
+    process.env['SPEND_SHARDS'] = String(partitions);
+  }
   // The local pipeline's memory budget (as npm start runs it) unless TOLLSTREAM_SERVICE_NODE_ARGS overrides the node flags.
   process.env['TOLLSTREAM_SERVICE_MEMORY'] ??= 'local';
   // As in production and npm start: the built bundles (tsx from source costs ~60 MiB per process).
@@ -235,7 +253,7 @@ async function startPlatform(log: (text: string) => void): Promise<{ platform: P
   writeFileSync(tokenFile, API_TOKEN);
   const common = { NATS_URL: nats.url, LOG_LEVEL: 'info' };
 
-  log(`pipeline: starting ingestor, windower, billing-threshold, traffic-anomaly, warehouse-loader, notifier (${process.env['TOLLSTREAM_SERVICE_RUNTIME'] === 'built' ? 'built bundles' : 'from source with tsx'}; node ${serviceNodeArgsText()}; nats-server GOMEMLIMIT=${process.env['GOMEMLIMIT'] ?? ''})...`);
+  log(`pipeline: starting ingestor, windower, billing-threshold, traffic-anomaly, warehouse-loader, notifier (${process.env['TOLLSTREAM_SERVICE_RUNTIME'] === 'built' ? 'built bundles' : 'from source with tsx'}; ${settingsText()}; node ${serviceNodeArgsText()}; nats-server GOMEMLIMIT=${process.env['GOMEMLIMIT'] ?? ''})...`);
   const services: Record<string, ServiceProcess> = {};
   try {
     services['ingestor'] = await startIngestor({ natsUrl: nats.url, credentialsFile });
@@ -663,7 +681,7 @@ function stepLine(step: PipelineStep): string {
 export async function runPipelineBench(overrides: Partial<PipelineBenchOptions> = {}, log: (text: string) => void = console.log): Promise<PipelineBenchFigures> {
   const options = { ...pipelineDefaults, ...overrides };
   checkEncoder();
-  const { platform, raw } = await startPlatform(log);
+  const { platform, raw } = await startPlatform(log, options.partitions);
   const state: RunState = { acknowledged: 0, notAccepted: 0, sendErrors: 0, stepCounter: 0, runId: Date.now().toString(36), trafficAlerts: [] };
   const trafficSubscription = platform.nc.subscribe(Subjects.alert('traffic'));
   const trafficReader = (async () => {
@@ -717,6 +735,7 @@ export async function runPipelineBench(overrides: Partial<PipelineBenchOptions> 
     return {
       options,
       nodeArgs: serviceNodeArgsText(),
+      settings: settingsText(),
       rawJetStream: raw,
       steps,
       highestSustainedRecordsPerSecond: sustained[0]?.offeredRecordsPerSecond,
@@ -739,7 +758,7 @@ export async function runPipelineBench(overrides: Partial<PipelineBenchOptions> 
 
 export function printPipelineBench(figures: PipelineBenchFigures): void {
   const raw = figures.rawJetStream;
-  console.log(`\nPipeline end to end (nats-server + 6 services as processes, node ${figures.nodeArgs}; load generator in the bench process)`);
+  console.log(`\nPipeline end to end (nats-server + 6 services as processes, ${figures.settings}, node ${figures.nodeArgs}; load generator in the bench process)`);
   console.log('Raw JetStream in the same run');
   console.table({
     'publish, one message per record (msg/s)': raw.perMessagePublishPerSecond,

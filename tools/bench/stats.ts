@@ -38,7 +38,11 @@ export function natsServerPid(url: string): number | undefined {
     if (!/^\d+$/.test(name)) continue;
     try {
       const args = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
-      if (args[0]?.endsWith('nats-server') && args.some((arg, i) => arg.endsWith(`:${port}`) || (args[i - 1] === '-p' && arg === port))) return Number(name);
+      if (!args[0]?.endsWith('nats-server')) continue;
+      if (args.some((arg, i) => arg.endsWith(`:${port}`) || (args[i - 1] === '-p' && arg === port))) return Number(name);
+      // Started from a config file (the test harness writes `listen: "host:port"` there).
+      const config = args[args.indexOf('-c') + 1];
+      if (args.includes('-c') && config && readFileSync(config, 'utf8').includes(`:${port}"`)) return Number(name);
     } catch {
       // the process ended meanwhile
     }

@@ -119,8 +119,14 @@ async function metric(httpPort: number, name: string, labels: Record<string, str
 const PRODUCTION_NODE_ARGS = '--max-semi-space-size=32';
 
 async function runWindower(natsUrl: string, records: number, env: NodeJS.ProcessEnv) {
-  process.env['TOLLSTREAM_SERVICE_NODE_ARGS'] ??= PRODUCTION_NODE_ARGS;
-  const windower = await startWindower({ natsUrl, env: { TOLL_TX_PARTITIONS: String(PARTITIONS), ...env } });
+  // The images' flags for this windower only (a --cpu-prof given by the caller wins); set while it
+  // starts and restored, so later phases (the pipeline's memory budget) are not affected.
+  const callerNodeArgs = process.env['TOLLSTREAM_SERVICE_NODE_ARGS'];
+  process.env['TOLLSTREAM_SERVICE_NODE_ARGS'] = callerNodeArgs ?? PRODUCTION_NODE_ARGS;
+  const windower = await startWindower({ natsUrl, env: { TOLL_TX_PARTITIONS: String(PARTITIONS), ...env } }).finally(() => {
+    if (callerNodeArgs === undefined) delete process.env['TOLLSTREAM_SERVICE_NODE_ARGS'];
+    else process.env['TOLLSTREAM_SERVICE_NODE_ARGS'] = callerNodeArgs;
+  });
   try {
     const natsPid = natsServerPid(natsUrl);
     let firstAt = 0;
