@@ -132,7 +132,12 @@ async function runWindower(natsUrl: string, records: number, env: NodeJS.Process
     let firstAt = 0;
     let cpuAtFirst = 0;
     let natsCpuAtFirst: number | undefined;
-    await waitFor(
+    // A windower that dies (out of memory, a bug) says why at once instead of a wait until the timeout.
+    const died = windower.process.exited.then((code) => {
+      throw new Error(`the windower ended (code ${code}) before reading every record; its last output:\n${windower.process.output().split('\n').slice(-40).join('\n')}`);
+    });
+    died.catch(() => undefined);
+    const readAll = waitFor(
       async () => {
         const read = await metric(windower.httpPort, 'tollstream_windower_records_total');
         if (read > 0 && firstAt === 0) {
@@ -144,6 +149,8 @@ async function runWindower(natsUrl: string, records: number, env: NodeJS.Process
       },
       { timeoutMs: 600_000, intervalMs: 50, description: 'the windower read every record' },
     );
+    readAll.catch(() => undefined); // the race reports it; a dead windower's probe must not fail later unhandled
+    await Promise.race([readAll, died]);
     const seconds = (performance.now() - firstAt) / 1000;
     const cpu = (cpuSeconds(windower.pid) ?? 0) - cpuAtFirst;
     const natsCpuAtEnd = natsPid === undefined ? undefined : cpuSeconds(natsPid);

@@ -141,7 +141,11 @@ export class PartitionRunner {
         const publishes: Array<Promise<PubAck>> = [];
         for (const out of outcome.messages) {
           results += out.results;
-          publishes.push(this.js.publish(out.subject, out.payload, { msgID: out.msgId, timeout: PUBLISH_TIMEOUT_MS }));
+          const published = this.js.publish(out.subject, out.payload, { msgID: out.msgId, timeout: PUBLISH_TIMEOUT_MS });
+          // Handled here so that a failure before the next drain or checkpoint cannot end the process
+          // as an unhandled rejection; the drain and the checkpoint still see it and restart the runner.
+          published.catch(() => undefined);
+          publishes.push(published);
         }
         inFlight.push(...publishes);
         // Observed when the broker acknowledges, not when the in-flight window is next drained
