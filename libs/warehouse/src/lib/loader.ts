@@ -214,6 +214,16 @@ export class WarehouseLoader {
    */
   private async dropAlreadyLoaded(spec: StreamSpec, batch: DecodedMessage[]): Promise<DecodedMessage[]> {
     if (spec.name !== 'transactions') return batch;
+    const kept = await this.withoutStoredRows(batch);
+    // From now on a delivery of these messages is a suspect too: an insert the engine stored but did
+    // not confirm (then retried), or a redelivery after the broker lost its acknowledgements (a
+    // nats-server crash resets the consumer's acknowledged floor and delivery counts), is looked up
+    // instead of inserted again under a different token.
+    for (const item of batch) this.transactionsHighWater = Math.max(this.transactionsHighWater, item.msg.seq);
+    return kept;
+  }
+
+  private async withoutStoredRows(batch: DecodedMessage[]): Promise<DecodedMessage[]> {
     const suspects = batch.filter(
       (item) => item.rowCount > 0 && (item.msg.seq <= this.transactionsHighWater || item.msg.info.deliveryCount > 1),
     );
@@ -256,7 +266,7 @@ export class WarehouseLoader {
     if (replaced.size === 0) return batch;
     let rows = 0;
     for (const [original, kept] of replaced) rows += original.rowCount - kept.rowCount;
-    this.options.observer?.alreadyLoaded?.(spec.name, replaced.size, rows);
+    this.options.observer?.alreadyLoaded?.('transactions', replaced.size, rows);
     return batch.map((item) => replaced.get(item) ?? item);
   }
 
