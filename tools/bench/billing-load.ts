@@ -13,7 +13,7 @@ import { startNats, startService, tempDir, type ServiceProcess } from '@tollstre
 import * as grpc from '@grpc/grpc-js';
 import { readMetrics, sumOf } from '@tollstream/service-kit';
 import { microsecondsPerRecord } from './machine-limit';
-import { cpuSeconds, natsServerPid, peakRssMiB, percentile } from './stats';
+import { cpuSeconds, peakRssMiB, percentile } from './stats';
 
 export interface BillingBenchOptions {
   /** Window results pre-filled in TOLL_AGG for the throughput phase. */
@@ -190,7 +190,7 @@ async function benchStore(store: 'nats-kv' | 'mongodb', options: BillingBenchOpt
     billing = await startService({ app: 'billing-threshold', grpcPortVariable: 'BILLING_GRPC_PORT', httpPortVariable: 'BILLING_HTTP_PORT', env, readyTimeoutMs: 120_000 });
     // Consumption starts just before "ready": count from the first reading after it.
     const port = billing.httpPort;
-    const natsPid = natsServerPid(nats.url);
+    const natsPid = nats.pid;
     const cpuAtStart = { billing: cpuSeconds(billing.pid), nats: natsPid === undefined ? undefined : cpuSeconds(natsPid) };
     const appliedAtCpuStart = await metricSum(port, 'tollstream_billing_results_total');
     // The shard engine applies nothing until it holds its shards' leases (a renew interval after

@@ -26,7 +26,7 @@ import { printTrafficBench, runTrafficBench } from './traffic-load';
 import { LOAD_GENERATOR, pipelineDefaults, printPipelineBench, runPipelineBench } from './pipeline-bench';
 import { machineLimit, machineLimitLines, microsecondsPerRecord, type StageAlone } from './machine-limit';
 import { parseOnly, phaseRuns, STAGE_PHASES } from './phases';
-import { cpuSeconds, natsServerPid, peakRssMiB } from './stats';
+import { cpuSeconds, peakRssMiB } from './stats';
 import { printIngestDurabilityBench, runIngestDurabilityBench } from './ingest-durability';
 
 /** --only through commander: a bad phase is a usage error (message and exit code 1, no stack). */
@@ -186,6 +186,7 @@ async function warehousePhase(options: BenchOptions): Promise<WarehouseBenchResu
     const warehouse = await runWarehouseBench(
       {
         natsUrl: nats.url,
+        natsPid: nats.pid,
         rows: Number(options.warehouseRows),
         recordsPerMessage: 500,
         batchMaxRows: Number(options.warehouseBatchRows),
@@ -238,7 +239,7 @@ async function ingestPhases(options: BenchOptions): Promise<{ results: Record<st
 
     const ingestor = await startIngestor({ natsUrl: nats.url, credentialsFile });
     const cpuBefore = cpuSeconds(ingestor.pid) ?? 0;
-    const natsPid = natsServerPid(nats.url);
+    const natsPid = nats.pid;
     const natsCpuBefore = natsPid === undefined ? undefined : cpuSeconds(natsPid);
     process.stdout.write(`ingest at saturation for ${options.seconds} s... `);
     const loadOptions = {

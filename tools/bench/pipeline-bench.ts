@@ -32,7 +32,7 @@ import { checkEncoder, IngestSender, RequestEncoder, type RecordSpec } from './p
 import { measureRawJetStream, type RawJetStreamFigures } from './raw-jetstream';
 import { histogramBuckets, readMetrics, sumOf, type MetricSample } from '@tollstream/service-kit';
 import { stepMicrosecondsPerRecord } from './machine-limit';
-import { cpuSeconds, histogramQuantile, natsServerPid, peakRssMiB, percentile } from './stats';
+import { cpuSeconds, histogramQuantile, peakRssMiB, percentile } from './stats';
 
 export interface PipelineBenchOptions {
   stepSeconds: number;
@@ -294,7 +294,7 @@ async function startPlatform(log: (text: string) => void, partitions: number): P
     throw error;
   }
   return {
-    platform: { nats, natsPid: natsServerPid(nats.url), nc, jsm, dir, services, stationTokens, lowStationToken, silentStations, lowStations },
+    platform: { nats, natsPid: nats.pid, nc, jsm, dir, services, stationTokens, lowStationToken, silentStations, lowStations },
     raw,
   };
 }

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 
 /** Percentile of an unsorted sample (nearest rank). */
 export function percentile(values: number[], p: number): number {
@@ -28,26 +28,6 @@ export function cpuSeconds(pid: number): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** The pid of the nats-server listening on the port of `url` (the test harness does not expose it). */
-export function natsServerPid(url: string): number | undefined {
-  const port = /:(\d+)\/?$/.exec(url)?.[1];
-  if (!port) return undefined;
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const args = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
-      if (!args[0]?.endsWith('nats-server')) continue;
-      if (args.some((arg, i) => arg.endsWith(`:${port}`) || (args[i - 1] === '-p' && arg === port))) return Number(name);
-      // Started from a config file (the test harness writes `listen: "host:port"` there).
-      const config = args[args.indexOf('-c') + 1];
-      if (args.includes('-c') && config && readFileSync(config, 'utf8').includes(`:${port}"`)) return Number(name);
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  return undefined;
 }
 
 /**

@@ -20,10 +20,12 @@ import {
 } from '@tollstream/warehouse';
 import { histogramBuckets, readMetrics } from '@tollstream/service-kit';
 import { microsecondsPerRecord } from './machine-limit';
-import { cpuSeconds, histogramQuantile, natsServerPid, peakRssMiB } from './stats';
+import { cpuSeconds, histogramQuantile, peakRssMiB } from './stats';
 
 export interface WarehouseBenchOptions {
   natsUrl: string;
+  /** nats-server's process (its CPU is reported beside the loader's); undefined when not local. */
+  natsPid: number | undefined;
   /** Transactions pre-filled in the stream (and inserted raw). */
   rows: number;
   recordsPerMessage: number;
@@ -208,7 +210,7 @@ export async function runWarehouseBench(options: WarehouseBenchOptions, log: (te
       readyTimeoutMs: 120_000,
     });
     const cpuBefore = cpuSeconds(loader.pid) ?? 0;
-    const natsPid = natsServerPid(options.natsUrl);
+    const natsPid = options.natsPid;
     const natsCpuBefore = natsPid === undefined ? undefined : cpuSeconds(natsPid);
     let firstDeliveryAt = 0;
     let doneAt = 0;

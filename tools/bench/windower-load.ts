@@ -7,10 +7,10 @@ import { connect } from '@nats-io/transport-node';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Subjects, TransactionBatch, VehicleClass, type IngestedTransaction } from '@tollstream/contracts';
 import { declareTopology, partitionForStation, provisionTopology } from '@tollstream/messaging';
-import { startNats, startWindower, waitFor } from '@tollstream/testing';
+import { startNats, startWindower, waitFor, type NatsHandle } from '@tollstream/testing';
 import { readMetrics, sumOf } from '@tollstream/service-kit';
 import { microsecondsPerRecord } from './machine-limit';
-import { cpuSeconds, natsServerPid, peakRssMiB } from './stats';
+import { cpuSeconds, peakRssMiB } from './stats';
 
 const PARTITIONS = 8;
 const RECORDS_PER_MESSAGE = 500;
@@ -118,7 +118,8 @@ async function metric(httpPort: number, name: string, labels: Record<string, str
 /** The node flags the images run services with (deploy/docker/Dockerfile). */
 const PRODUCTION_NODE_ARGS = '--max-semi-space-size=32';
 
-async function runWindower(natsUrl: string, records: number, env: NodeJS.ProcessEnv) {
+async function runWindower(nats: NatsHandle, records: number, env: NodeJS.ProcessEnv) {
+  const natsUrl = nats.url;
   // The images' flags for this windower only (a --cpu-prof given by the caller wins); set while it
   // starts and restored, so later phases (the pipeline's memory budget) are not affected.
   const callerNodeArgs = process.env['TOLLSTREAM_SERVICE_NODE_ARGS'];
@@ -128,7 +129,7 @@ async function runWindower(natsUrl: string, records: number, env: NodeJS.Process
     else process.env['TOLLSTREAM_SERVICE_NODE_ARGS'] = callerNodeArgs;
   });
   try {
-    const natsPid = natsServerPid(natsUrl);
+    const natsPid = nats.pid;
     let firstAt = 0;
     let cpuAtFirst = 0;
     let natsCpuAtFirst: number | undefined;
@@ -187,7 +188,7 @@ export async function runWindowerBench(options: { records: number; openAccounts:
     });
     rawConsumeRecordsPerSecond = await rawConsume(throughputNats.url, false);
     rawConsumeAndDecodeRecordsPerSecond = await rawConsume(throughputNats.url, true);
-    throughput = await runWindower(throughputNats.url, options.records, {});
+    throughput = await runWindower(throughputNats, options.records, {});
   } finally {
     await throughputNats.stop();
   }
@@ -205,7 +206,7 @@ export async function runWindowerBench(options: { records: number; openAccounts:
       startMs: windowStart,
       spacingMs: 300_000 / options.openAccounts,
     });
-    memory = await runWindower(memoryNats.url, options.openAccounts, { SPEND_WINDOW: 'tumbling:10m' });
+    memory = await runWindower(memoryNats, options.openAccounts, { SPEND_WINDOW: 'tumbling:10m' });
   } finally {
     await memoryNats.stop();
   }

@@ -8,7 +8,7 @@ import {
   Streams,
   Subjects,
 } from '@tollstream/contracts';
-import { BackgroundSnapshots, type DeadLetterPublisher } from '@tollstream/messaging';
+import { BackgroundSnapshots, observed, type DeadLetterPublisher } from '@tollstream/messaging';
 import type { AccountStateChanges, AccountStateStore } from '@tollstream/stores';
 import { BillingShard, type AccountState, type BillingShardOptions, type ShardOutcome, type ShardOutput, type ThresholdCommandOutcome } from './billing-shard';
 import { thresholdMessage } from './account-views';
@@ -47,16 +47,6 @@ export interface BillingShardObserver {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const PUBLISH_TIMEOUT_MS = 10_000;
 const YIELD_EVERY_MS = 20;
-
-/**
- * The promise itself, with a handler attached: when the runner fails on one output it abandons the
- * others still in flight, and their later rejections must not end the process (it restarts from the
- * snapshot instead). Whoever awaits the promise still sees the rejection.
- */
-function observed<T>(promise: Promise<T>): Promise<T> {
-  promise.catch(() => undefined);
-  return promise;
-}
 
 export const snapshotNameOfShard = (shard: number): string => `billing-shard-${shard}`;
 

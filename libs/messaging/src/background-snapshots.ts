@@ -1,5 +1,15 @@
 import type { SnapshotFrame } from './snapshot-store';
 
+/**
+ * The promise itself, with a handler attached: an output publish that fails before the processor next
+ * waits for its outputs (a drain, a snapshot) must not end the process as an unhandled rejection; the
+ * processor still sees the failure when it waits, and restarts from its snapshot.
+ */
+export function observed<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
+}
+
 export interface BackgroundSnapshotsOptions<K extends string> {
   /** Stores the frames (the snapshot store's `save` under the processor's name); returns the bytes written. */
   save(frames: Iterable<SnapshotFrame<K>>): Promise<number>;

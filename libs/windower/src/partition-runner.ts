@@ -1,6 +1,6 @@
 import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
 import { Streams, Subjects, TransactionBatch } from '@tollstream/contracts';
-import { BackgroundSnapshots, originalMsgIdOf, type DeadLetterPublisher } from '@tollstream/messaging';
+import { BackgroundSnapshots, observed, originalMsgIdOf, type DeadLetterPublisher } from '@tollstream/messaging';
 import type { CheckpointStore } from './checkpoint-store';
 import { PartitionProcessor, type PartitionProcessorOptions, type ProcessedInput, type SnapshotFrameKind } from './partition-processor';
 
@@ -141,11 +141,7 @@ export class PartitionRunner {
         const publishes: Array<Promise<PubAck>> = [];
         for (const out of outcome.messages) {
           results += out.results;
-          const published = this.js.publish(out.subject, out.payload, { msgID: out.msgId, timeout: PUBLISH_TIMEOUT_MS });
-          // Handled here so that a failure before the next drain or checkpoint cannot end the process
-          // as an unhandled rejection; the drain and the checkpoint still see it and restart the runner.
-          published.catch(() => undefined);
-          publishes.push(published);
+          publishes.push(observed(this.js.publish(out.subject, out.payload, { msgID: out.msgId, timeout: PUBLISH_TIMEOUT_MS })));
         }
         inFlight.push(...publishes);
         // Observed when the broker acknowledges, not when the in-flight window is next drained
