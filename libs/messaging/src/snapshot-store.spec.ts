@@ -86,6 +86,28 @@ describe('SnapshotStore against nats-server', () => {
     expect(comparable(await store.load('replaced'))).toEqual(comparable(replacement));
   }, 180_000);
 
+  it('a read whose chunks a replacement purged reads the replacement instead of waiting forever', async () => {
+    const objects = await new Objm(js).open(BUCKET);
+    const patient = await SnapshotStore.open(js, { bucket: BUCKET, description: 'spec', replicas: 1, sha256: 'js', kinds: KINDS, readStallCheckMs: 3_000 });
+    await patient.save('raced', [{ kind: 'header', data: text('old') }]);
+    const oldInfo = await objects.info('raced');
+    // The moment of the race: the reader has the old object's meta, the replacement has purged its chunks.
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.purge(`OBJ_${BUCKET}`, { filter: `$O.${BUCKET}.C.${oldInfo?.nuid}` });
+    const loading = patient.load('raced');
+    await patient.save('raced', [{ kind: 'header', data: text('new') }]);
+    expect(comparable(await loading)).toEqual(comparable([{ kind: 'header', data: text('new') }]));
+  });
+
+  it('a snapshot whose chunks are gone is an error that says so, not a read that waits forever', async () => {
+    const objects = await new Objm(js).open(BUCKET);
+    await store.save('damaged', [{ kind: 'header', data: text('x') }, { kind: 'rows', data: randomBytes(10 * KiB) }]);
+    const info = await objects.info('damaged');
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.purge(`OBJ_${BUCKET}`, { filter: `$O.${BUCKET}.C.${info?.nuid}` });
+    await expect(store.load('damaged')).rejects.toThrow(/snapshot damaged in spec-snapshots is damaged: its chunks are gone/);
+  });
+
   it('answers undefined for a snapshot or JSON object that is not there, also after removal', async () => {
     expect(await store.load('never-written')).toBeUndefined();
     expect(await store.exists('never-written')).toBe(false);

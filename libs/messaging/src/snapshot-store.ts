@@ -1,4 +1,4 @@
-import type { JetStreamClient } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { Objm, setSha256Backend, StorageType, type ObjectStore } from '@nats-io/obj';
 
 /** One piece of a snapshot: its kind (one of the store's kinds) and opaque bytes. */
@@ -23,11 +23,18 @@ export interface SnapshotStoreOptions<K extends string> {
    * (jest's module sandbox).
    */
   sha256?: 'native' | 'js';
+  /** How long a read waits for data before it checks whether the snapshot was replaced (default 1 s). */
+  readStallCheckMs?: number;
 }
 
 // Frame header: kind index (uint8), data length (uint32 big-endian).
 const FRAME_HEADER_BYTES = 5;
 const MAX_KINDS = 256;
+const DEFAULT_READ_STALL_CHECK_MS = 1_000;
+// A snapshot replaced again and again while it is read: give up after this many reads.
+const MAX_READ_ATTEMPTS = 10;
+const REPLACED_WHILE_READ = Symbol('replaced while read');
+const STALLED = Symbol('stalled');
 
 /**
  * Durable snapshots of a processor's state in a JetStream object store: chunked, so a state of
@@ -42,8 +49,10 @@ export class SnapshotStore<K extends string = string> {
 
   private constructor(
     private readonly store: ObjectStore,
+    private readonly jsm: JetStreamManager,
     private readonly bucket: string,
     private readonly kinds: readonly K[],
+    private readonly readStallCheckMs: number,
   ) {
     this.kindIndex = new Map(kinds.map((kind, index) => [kind, index]));
   }
@@ -58,7 +67,7 @@ export class SnapshotStore<K extends string = string> {
       storage: StorageType.File,
       replicas: options.replicas,
     });
-    return new SnapshotStore(store, options.bucket, [...kinds]);
+    return new SnapshotStore(store, await js.jetstreamManager(false), options.bucket, [...kinds], options.readStallCheckMs ?? DEFAULT_READ_STALL_CHECK_MS);
   }
 
   /** Stores the frames as the snapshot `name`, replacing the previous one; returns the bytes written. */
@@ -82,15 +91,60 @@ export class SnapshotStore<K extends string = string> {
     return bytes;
   }
 
-  /** The frames of the stored snapshot, or undefined when there is none. */
+  /**
+   * The frames of the stored snapshot, or undefined when there is none.
+   *
+   * A save that replaces the snapshot while it is read purges the chunks the read is waiting
+   * for, and the client's object read then waits forever. So a read that stalls looks again:
+   * replaced (or removed) means read the new one; chunks gone under the same object means
+   * the store is damaged, and that is an error, never a hang.
+   */
   async load(name: string): Promise<SnapshotFrame<K>[] | undefined> {
+    for (let attempt = 1; attempt <= MAX_READ_ATTEMPTS; attempt++) {
+      const frames = await this.readOnce(name);
+      if (frames !== REPLACED_WHILE_READ) return frames;
+    }
+    throw new Error(`snapshot ${name} in ${this.bucket} was replaced while it was read, ${MAX_READ_ATTEMPTS} times in a row`);
+  }
+
+  private async readOnce(name: string): Promise<SnapshotFrame<K>[] | undefined | typeof REPLACED_WHILE_READ> {
     const result = await this.store.get(name);
     if (!result) return undefined;
+    const reader = result.data.getReader();
     const parts: Uint8Array[] = [];
-    for await (const part of result.data) parts.push(part);
+    let next = reader.read();
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const stalled = new Promise<typeof STALLED>((resolve) => (timer = setTimeout(() => resolve(STALLED), this.readStallCheckMs)));
+      const chunk = await Promise.race([next, stalled]).finally(() => clearTimeout(timer));
+      if (chunk === STALLED) {
+        const gone = await this.chunksGone(name, result.info.nuid);
+        if (gone === 'replaced') {
+          await reader.cancel();
+          return REPLACED_WHILE_READ;
+        }
+        if (gone === 'missing') {
+          await reader.cancel();
+          throw new Error(`snapshot ${name} in ${this.bucket} is damaged: its chunks are gone from the object store (remove it to start from the log)`);
+        }
+        continue; // the same object with its chunks in place: the broker is slow, keep waiting
+      }
+      if (chunk.done) break;
+      parts.push(chunk.value);
+      next = reader.read();
+    }
     const error = await result.error;
     if (error) throw new Error(`snapshot ${name} in ${this.bucket} could not be read: ${error.message}`, { cause: error });
     return this.parseFrames(name, Buffer.concat(parts));
+  }
+
+  /** Why a read of the object `nuid` may wait forever: the name now holds another object, or its chunks are gone. */
+  private async chunksGone(name: string, nuid: string): Promise<'replaced' | 'missing' | undefined> {
+    const current = await this.store.info(name);
+    if (current === null || current.deleted || current.nuid !== nuid) return 'replaced';
+    const subject = `$O.${this.bucket}.C.${nuid}`;
+    const stream = await this.jsm.streams.info(`OBJ_${this.bucket}`, { subjects_filter: subject });
+    return (stream.state.subjects?.[subject] ?? 0) === 0 && current.chunks > 0 ? 'missing' : undefined;
   }
 
   /** Whether a snapshot (or JSON object) `name` is stored, without reading it. */
