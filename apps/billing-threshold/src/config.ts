@@ -43,8 +43,12 @@ export const billingConfigSchema = z
     /** A spend batch that came before its predecessor waits at most this (log time) before it is applied anyway. */
     BILLING_GAP_TIMEOUT: durationMsSchema.default(10 * 60_000),
     BILLING_MAX_HELD_BATCHES: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
-    /** shard-state with nats-kv: the bucket of the read model (accounts, months, flushed positions). */
-    BILLING_STATE_KV_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/).default('billing-state'),
+    /** shard-state with nats-kv: prefix of the read model's buckets, one per spend shard, accounts packed in pages (ADR 0013 amendment 3). */
+    BILLING_STATE_KV_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/).default('billing-pages'),
+    /** nats-kv: prefix of the one-entry-per-record read model of earlier versions, copied into a new paged bucket once. */
+    BILLING_STATE_KV_PREVIOUS_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/).default('billing-state'),
+    /** nats-kv: pages per spend shard of a new read-model bucket (an existing bucket keeps its own; a page must stay under the broker's max_payload). */
+    BILLING_STATE_PAGES: z.coerce.number().int().min(1).max(65_536).default(512),
     /** How long SetSpendingThreshold / ClearSpendingThreshold wait for the shard's owner to apply the change. */
     BILLING_COMMAND_TIMEOUT: durationMsSchema.default(10_000),
     /** How long a read waits for the shard's owner before it reads the store. */

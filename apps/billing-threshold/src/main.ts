@@ -83,6 +83,8 @@ void runService({
           ? await MongoAccountStateStore.open({ uri: config.MONGODB_URI as string, database: config.MONGODB_DATABASE })
           : await KvAccountStateStore.open(nc, {
               bucket: config.BILLING_STATE_KV_BUCKET,
+              previousLayoutBucket: config.BILLING_STATE_KV_PREVIOUS_BUCKET,
+              pagesPerShard: config.BILLING_STATE_PAGES,
               shardOf: (accountId) => shardForAccount(accountId, config.SPEND_SHARDS),
               legacyBucket: config.BILLING_KV_BUCKET,
               replicas: config.NATS_STREAM_REPLICAS,

@@ -23,3 +23,15 @@ function fnv1a(text: string): number {
   }
   return hash >>> 0;
 }
+
+/**
+ * Page of an account within its spend shard (the embedded read model packs a shard's accounts into
+ * pages): the same FNV-1a, mixed again (murmur3's finalizer) so that pages are independent of the
+ * shard (both taken modulo small numbers of one hash would use only some pages of each shard).
+ */
+export function pageOfAccount(accountId: string, pageCount: number): number {
+  let hash = fnv1a(accountId);
+  hash = Math.imul(hash ^ (hash >>> 16), 0x85ebca6b);
+  hash = Math.imul(hash ^ (hash >>> 13), 0xc2b2ae35);
+  return ((hash ^ (hash >>> 16)) >>> 0) % pageCount;
+}

@@ -1,61 +1,114 @@
-import { jetstream, JetStreamApiCodes, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, JetStreamApiCodes, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
+import { pageOfAccount } from '@tollstream/messaging';
 import type { ListMonthsOptions, MonthKey } from './account-spend-store';
 import { checkWrite, type AccountStateChanges, type AccountStateRecord, type AccountStateStore, type MonthTotalRecord } from './account-state-store';
 import { isRevisionConflict } from './kv-compare-and-set';
-import { kvKeyOfAccount } from './kv-account-spend-store';
 
 export interface KvAccountStateStoreOptions {
-  /** Prefix of the read model's buckets, one per spend shard: `<prefix>-<shard>` (default billing-state). */
+  /** Prefix of the read model's buckets, one per spend shard: `<prefix>-<shard>` (default billing-pages). */
   bucket?: string;
   /** Spend shard of an account (where its records are): the windower's and billing's `shardForAccount`. */
   shardOf: (accountId: string) => number;
   /** Bucket of the per-result design (ADR 0008), checked for accounts, never created (default billing-accounts). */
   legacyBucket?: string;
+  /**
+   * Prefix of the buckets of the one-entry-per-record layout (ADR 0013 amendment 1, default
+   * billing-state): a shard whose paged bucket is new copies its records from there once.
+   */
+  previousLayoutBucket?: string;
+  /** Pages per shard of a new bucket (stored in the bucket: an existing bucket keeps its own; default 512). */
+  pagesPerShard?: number;
+  /** A page gets a complete entry again after at most this many entries of changes (default 24, at most 40). */
+  compactAfterChanges?: number;
   /** Stream replicas: 1 locally, 3 on a cluster. */
   replicas?: number;
-  /** Puts awaiting their acknowledgement at once when a write falls back to acknowledged puts (default 512). */
+  /** Puts awaiting their acknowledgement at once when a write falls back to acknowledged puts, and pages compacted at once (default 64). */
   maxWritesInFlight?: number;
-  /** Records published between two flushes of the connection's buffer during a write (default 4,096). */
-  recordsPerFlush?: number;
+}
+
+/** What a bucket's layout entry says. */
+interface PageLayout {
+  format: 'pages-1';
+  pagesPerShard: number;
+}
+
+/** One record of a page: an account (`a`) or an account month (`m`), with the position that decides which copy is newest. */
+interface PageRecord {
+  key: string;
+  position: number;
+  line: string;
 }
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+/** Revisions of a page the bucket keeps: a complete one is always among them (see compactAfterChanges). */
+const PAGE_HISTORY = 64;
+const MAX_COMPACT_AFTER_CHANGES = 40;
+const MAX_PAGES_PER_SHARD = 65_536;
 /** The shard's flushed position, in the shard's bucket. */
 const POSITION_KEY = 'position';
-/** Written, acknowledged, after a write's records: its stream sequence proves that every record before it was stored. */
+/** Written, acknowledged, after a write's pages: its stream sequence proves that every page before it was stored. */
 const WRITE_CHECK_KEY = 'write-check';
-const accountKey = (accountId: string) => `account.${kvKeyOfAccount(accountId)}`;
-const monthKey = (accountId: string, month: MonthKey) => `month.${kvKeyOfAccount(accountId)}.${month}`;
+const LAYOUT_KEY = 'layout';
+/** Pages of account records (`accounts`) and of each month's totals (`YYYY-MM`): a month's pages stop changing once it is over. */
+type PageScope = 'accounts' | MonthKey;
+const pageKey = (scope: PageScope, page: number) => `page.${scope}.${page}`;
+/** The months that have pages, so that a history is listed without listing keys. */
+const MONTHS_KEY = 'months';
+const MONTH_PATTERN = /^\d{4}-\d{2}$/;
+/*
+ * A page is lines `<kind>\t<position>\t<key>\t<record JSON>\n`: kind `a` (account) or `m` (month), key
+ * the account id as a JSON string (`m`: followed by the month). JSON never holds a raw tab or newline,
+ * so a page is folded by kind, position and key without parsing the records.
+ */
+const accountRecordKey = (accountId: string) => `a\t${JSON.stringify(accountId)}`;
+const monthRecordKey = (accountId: string, month: MonthKey) => `m\t${JSON.stringify(accountId)}${month}`;
+const pageLine = (key: string, position: number, record: unknown) => `${key.slice(0, 2)}${position}\t${key.slice(2)}\t${JSON.stringify(record)}\n`;
+const accountLine = (record: AccountStateRecord) => pageLine(accountRecordKey(record.accountId), record.position, record);
+const monthLine = (record: MonthTotalRecord) => pageLine(monthRecordKey(record.accountId, record.month), record.position, record);
 
 /**
- * Embedded adapter (local run and CI): one bucket per spend shard (`<prefix>-<shard>`), in it one
- * entry per account (`account.<id>`) and per account month (`month.<id>.<YYYY-MM>`) and the
- * flushed position (`position`). A shard's owner is its bucket's only writer, which makes a bulk
- * write cheap and still checked (ADR 0013, amendment 1): the records are published without waiting
- * for one acknowledgement each (an acknowledged put costs ~60 µs of CPU between client and broker,
- * as much as billing's whole budget per result), then one acknowledged `write-check` entry; its
- * stream sequence is the bucket's last one before the write plus the number of records plus one
- * exactly when the broker stored every record. Otherwise (a record refused, or a late former owner
- * writing too) the write is done again with acknowledged puts. Only then is the position raised, by
+ * Embedded adapter (local run and CI): one bucket per spend shard (`<prefix>-<shard>`), in it the
+ * shard's accounts packed into pages (`page.<n>`, `pageOfAccount`), the flushed position
+ * (`position`) and the layout (`layout`). ADR 0013 amendment 3.
+ *
+ * Why pages: one KV entry per changed account month made a flush one broker message per window
+ * result (~15 µs of nats-server CPU each, the pipeline's largest cost). A flush now writes one entry
+ * per page that changed, holding only that page's records changed since the last flush; every
+ * `compactAfterChanges` such entries (and at the first write to a page after a start) the page gets
+ * a complete entry instead: its history folded, record by record the highest position winning. The
+ * bucket keeps 64 revisions per page, so a complete one is always among them, and a read folds the
+ * page's revisions the same way. Folding by position also makes a late former owner's writes
+ * harmless: a copy of a lower position never wins.
+ *
+ * A shard's owner is its bucket's only writer (leases), which makes a bulk write cheap and still
+ * checked (ADR 0013, amendment 1): the pages are published without waiting for one acknowledgement
+ * each, then one acknowledged `write-check` entry; its stream sequence is the bucket's last one
+ * before the write plus the pages plus one exactly when the broker stored every page. Otherwise
+ * the write is done again with acknowledged puts. Only then is the position raised, by
  * compare-and-set, never lowered. A write first reads the position and writes nothing when it is
- * not behind (a replay or a late former owner). Unlike the MongoDB adapter the records themselves
- * are not guarded one by one: a former owner paused between its check and its puts could write
- * values one flush old, which the owner's next flush of those accounts replaces (docs/billing.md).
+ * not behind (a replay or a late former owner).
  */
 export class KvAccountStateStore implements AccountStateStore {
   readonly backend = 'nats-kv' as const;
-  private readonly buckets = new Map<number, Promise<KV>>();
+  private readonly buckets = new Map<number, Promise<{ kv: KV; layout: PageLayout }>>();
   private readonly js: JetStreamClient;
   private readonly kvm: Kvm;
   private readonly prefix: string;
   private readonly legacyBucket: string;
+  private readonly previousLayoutBucket: string;
   private readonly maxWritesInFlight: number;
-  private readonly recordsPerFlush: number;
+  private readonly compactAfterChanges: number;
+  /** Per shard and page: entries of changes written since the page's last complete entry (unknown = not since this process started). */
+  private readonly changesSinceComplete = new Map<number, Map<string, number>>();
+  /** Per bucket: the months it has pages of, as this process last wrote them. */
+  private readonly monthsByBucket = new Map<string, Set<MonthKey>>();
   /** Writes that had to fall back to acknowledged puts (for tests and logs). */
   fallbackWrites = 0;
+  /** Complete page entries written (for tests and logs). */
+  compactions = 0;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -63,14 +116,19 @@ export class KvAccountStateStore implements AccountStateStore {
   ) {
     this.js = jetstream(nc);
     this.kvm = new Kvm(this.js);
-    this.prefix = options.bucket ?? 'billing-state';
+    this.prefix = options.bucket ?? 'billing-pages';
     this.legacyBucket = options.legacyBucket ?? 'billing-accounts';
-    this.maxWritesInFlight = Math.max(1, options.maxWritesInFlight ?? 512);
-    this.recordsPerFlush = Math.max(1, options.recordsPerFlush ?? 4_096);
+    this.previousLayoutBucket = options.previousLayoutBucket ?? 'billing-state';
+    this.maxWritesInFlight = Math.max(1, options.maxWritesInFlight ?? 64);
+    this.compactAfterChanges = Math.min(MAX_COMPACT_AFTER_CHANGES, Math.max(1, options.compactAfterChanges ?? 24));
   }
 
   static async open(nc: NatsConnection, options: KvAccountStateStoreOptions): Promise<KvAccountStateStore> {
-    if (!/^[A-Za-z0-9_-]+$/.test(options.bucket ?? 'billing-state')) throw new Error(`bucket prefix must be letters, digits, - or _, not ${JSON.stringify(options.bucket)}`);
+    for (const [name, value] of [['bucket prefix', options.bucket ?? 'billing-pages'], ['previous layout bucket prefix', options.previousLayoutBucket ?? 'billing-state']]) {
+      if (!/^[A-Za-z0-9_-]+$/.test(value)) throw new Error(`${name} must be letters, digits, - or _, not ${JSON.stringify(value)}`);
+    }
+    const pages = options.pagesPerShard ?? 512;
+    if (!Number.isSafeInteger(pages) || pages < 1 || pages > MAX_PAGES_PER_SHARD) throw new Error(`pages per shard must be 1 to ${MAX_PAGES_PER_SHARD}, not ${pages}`);
     return new KvAccountStateStore(nc, options);
   }
 
@@ -79,63 +137,172 @@ export class KvAccountStateStore implements AccountStateStore {
     return `${this.prefix}-${shard}`;
   }
 
-  private bucket(shard: number): Promise<KV> {
+  private bucket(shard: number): Promise<{ kv: KV; layout: PageLayout }> {
     let bucket = this.buckets.get(shard);
     if (!bucket) {
-      bucket = this.kvm.create(this.bucketName(shard), { history: 1, replicas: this.options.replicas ?? 1 });
+      bucket = this.openBucket(shard);
       bucket.catch(() => this.buckets.delete(shard));
       this.buckets.set(shard, bucket);
     }
     return bucket;
   }
 
+  private async openBucket(shard: number): Promise<{ kv: KV; layout: PageLayout }> {
+    const name = this.bucketName(shard);
+    // Checked before create, which would otherwise take an existing bucket of another layout as it is.
+    const existing = await this.kvm
+      .open(name)
+      .then((bucket) => bucket.status())
+      .catch((error: unknown) => {
+        if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound) return undefined;
+        throw error;
+      });
+    if (existing && existing.history !== PAGE_HISTORY) {
+      throw new Error(
+        `bucket ${name} is not a paged read model (it keeps ${existing.history} revisions per key, not ${PAGE_HISTORY}): it is most likely the one-entry-per-record read model of an earlier version. ` +
+          `Set BILLING_STATE_KV_BUCKET to a prefix not in use (default billing-pages) and BILLING_STATE_KV_PREVIOUS_BUCKET to ${JSON.stringify(this.prefix)}: its records are copied once (docs/billing.md, "Migrating")`,
+      );
+    }
+    const kv = await this.kvm.create(name, { history: PAGE_HISTORY, replicas: this.options.replicas ?? 1 });
+    const stored = await kv.get(LAYOUT_KEY);
+    if (stored?.operation === 'PUT') return { kv, layout: parseLayout(name, stored.string()) };
+    const layout: PageLayout = { format: 'pages-1', pagesPerShard: this.options.pagesPerShard ?? 512 };
+    await this.copyPreviousLayout(shard, kv, layout);
+    try {
+      await kv.create(LAYOUT_KEY, encoder.encode(JSON.stringify(layout)));
+      return { kv, layout };
+    } catch (error) {
+      if (!isRevisionConflict(error)) throw error;
+      // Another process laid the bucket out first: its layout holds.
+      const winner = await kv.get(LAYOUT_KEY);
+      return { kv, layout: parseLayout(name, winner?.string() ?? '') };
+    }
+  }
+
+  /**
+   * A new paged bucket whose shard has a bucket of the one-entry-per-record layout: its records
+   * (the latest value of each key) are written as complete pages, and its position carried over, so
+   * months the state machine no longer holds in memory are kept. Done again by a process that
+   * starts before the layout entry is written: the same records at the same positions.
+   */
+  private async copyPreviousLayout(shard: number, kv: KV, layout: PageLayout): Promise<void> {
+    const stream = `KV_${this.previousLayoutBucket}-${shard}`;
+    const jsm = await this.js.jetstreamManager();
+    try {
+      const info = await jsm.streams.info(stream);
+      if (info.state.messages === 0) return;
+    } catch (error) {
+      if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound) return;
+      throw error;
+    }
+    const pages = new Map<string, PageRecord[]>();
+    let position = 0;
+    const consumer = await this.js.consumers.get(stream, { deliver_policy: DeliverPolicy.LastPerSubject });
+    const messages = await consumer.consume();
+    const subjectPrefix = `$KV.${this.previousLayoutBucket}-${shard}.`;
+    for await (const message of messages) {
+      const key = message.subject.slice(subjectPrefix.length);
+      const operation = message.headers?.get('KV-Operation');
+      if (message.data.length > 0 && operation !== 'DEL' && operation !== 'PURGE') {
+        if (key === POSITION_KEY) position = Number(message.string());
+        else if (key.startsWith('account.') || key.startsWith('month.')) {
+          const value = JSON.parse(message.string()) as AccountStateRecord | MonthTotalRecord;
+          const record = parsePageRecord('month' in value ? monthLine(value) : accountLine(value));
+          const key = pageKey('month' in value ? value.month : 'accounts', pageOfAccount(value.accountId, layout.pagesPerShard));
+          const held = pages.get(key);
+          if (held) held.push(record);
+          else pages.set(key, [record]);
+        }
+      }
+      if (message.info.pending === 0) break;
+    }
+    await messages.close();
+    await this.recordMonths(kv, this.bucketName(shard), [...pages.keys()].map((key) => key.split('.')[1]).filter((scope) => MONTH_PATTERN.test(scope)));
+    await this.putAcknowledged(kv, [...pages].map(([key, records]) => [key, pageBody(records)]));
+    if (position > 0) await this.raiseFlushedPosition(kv, shard, position);
+  }
+
   async write(shard: number, position: number, changes: AccountStateChanges): Promise<void> {
     checkWrite(shard, position, changes);
-    const kv = await this.bucket(shard);
+    const { kv, layout } = await this.bucket(shard);
     if ((await this.flushedPosition(shard)) >= position) return;
-    // Encoded one by one as they are sent: a write of a million records holds no copy of them all.
-    const records = function* (): Generator<[key: string, value: Uint8Array]> {
-      for (const account of changes.accounts) yield [accountKey(account.accountId), encoder.encode(JSON.stringify(account))];
-      for (const month of changes.months) yield [monthKey(month.accountId, month.month), encoder.encode(JSON.stringify(month))];
+
+    const changedPages = new Map<string, { page: number; lines: string[] }>();
+    const add = (scope: PageScope, accountId: string, line: string) => {
+      const page = pageOfAccount(accountId, layout.pagesPerShard);
+      const key = pageKey(scope, page);
+      const changed = changedPages.get(key);
+      if (changed) changed.lines.push(line);
+      else changedPages.set(key, { page, lines: [line] });
     };
-    if (!(await this.publishChecked(shard, kv, records()))) {
-      this.fallbackWrites++;
-      await this.putAcknowledged(kv, records());
+    const months = new Set<MonthKey>();
+    for (const account of changes.accounts) add('accounts', account.accountId, accountLine(account));
+    for (const month of changes.months) {
+      if (!MONTH_PATTERN.test(month.month)) throw new Error(`month of ${month.accountId} must be YYYY-MM, not ${JSON.stringify(month.month)}`);
+      months.add(month.month);
+      add(month.month, month.accountId, monthLine(month));
     }
+    await this.recordMonths(kv, this.bucketName(shard), [...months]);
+
+    let counts = this.changesSinceComplete.get(shard);
+    if (!counts) this.changesSinceComplete.set(shard, (counts = new Map()));
+    // Pages staggered (page mod 8) so that they do not all become complete at the same flush.
+    const due = (key: string, page: number) => {
+      const written = counts.get(key);
+      return written === undefined || written >= Math.max(1, this.compactAfterChanges - (page % 8));
+    };
+    const entries: Array<[key: string, value: Uint8Array]> = [];
+    const completed: string[] = [];
+    const compacting: Array<[key: string, lines: string[]]> = [];
+    for (const [key, { page, lines }] of changedPages) {
+      if (due(key, page)) compacting.push([key, lines]);
+      else entries.push([key, encoder.encode(lines.join(''))]);
+    }
+    await forEachLimited(compacting, this.maxWritesInFlight, async ([key, lines]) => {
+      const records = await this.readPage(kv, key);
+      for (const line of lines) mergeRecord(records, parsePageRecord(line));
+      entries.push([key, pageBody(records.values())]);
+      completed.push(key);
+    });
+    const maxPayload = this.nc.info?.max_payload ?? Number.POSITIVE_INFINITY;
+    for (const [key, value] of entries) {
+      if (value.byteLength > maxPayload - 1_024) {
+        throw new Error(
+          `shard ${shard}: ${key} of ${this.bucketName(shard)} is ${value.byteLength} bytes, over what the broker takes in a message (${maxPayload}): the shard has outgrown ${layout.pagesPerShard} pages (docs/billing.md, "Read model pages": BILLING_STATE_PAGES)`,
+        );
+      }
+    }
+    if (!(await this.publishChecked(shard, kv, entries))) {
+      this.fallbackWrites++;
+      await this.putAcknowledged(kv, entries);
+    }
+    for (const key of changedPages.keys()) counts.set(key, (counts.get(key) ?? 0) + 1);
+    for (const key of completed) counts.set(key, 0);
+    this.compactions += completed.length;
     await this.raiseFlushedPosition(kv, shard, position);
   }
 
-  /** Publishes the records unacknowledged, then proves by the check entry's sequence that all were stored. */
-  private async publishChecked(shard: number, kv: KV, records: Iterable<[string, Uint8Array]>): Promise<boolean> {
+  /** Publishes the entries unacknowledged, then proves by the check entry's sequence that all were stored. */
+  private async publishChecked(shard: number, kv: KV, entries: Array<[string, Uint8Array]>): Promise<boolean> {
     const subjectPrefix = `$KV.${this.bucketName(shard)}.`;
     const before = (await kv.status()).streamInfo.state.last_seq;
-    let published = 0;
-    for (const [key, value] of records) {
+    let bytes = 0;
+    for (const [key, value] of entries) {
       this.nc.publish(subjectPrefix + key, value);
       // Bounded client buffer; the flush's round trip also lets the broker keep pace.
-      if (++published % this.recordsPerFlush === 0) await this.nc.flush();
+      if ((bytes += value.byteLength) > 4 * 1024 * 1024) {
+        bytes = 0;
+        await this.nc.flush();
+      }
     }
     const check = await kv.put(WRITE_CHECK_KEY, encoder.encode(String(before)));
-    return check === before + published + 1;
+    return check === before + entries.length + 1;
   }
 
-  private async putAcknowledged(kv: KV, records: Iterable<[string, Uint8Array]>): Promise<void> {
-    const inFlight = new Set<Promise<unknown>>();
-    let failure: unknown;
-    for (const [key, value] of records) {
-      while (inFlight.size >= this.maxWritesInFlight) await Promise.race(inFlight);
-      if (failure) break;
-      const pending: Promise<void> = kv.put(key, value).then(
-        (): void => void inFlight.delete(pending),
-        (error: unknown): void => {
-          inFlight.delete(pending);
-          failure ??= error;
-        },
-      );
-      inFlight.add(pending);
-    }
-    await Promise.all(inFlight);
-    if (failure) throw failure;
+  private async putAcknowledged(kv: KV, entries: Array<[string, Uint8Array]>): Promise<void> {
+    await forEachLimited(entries, this.maxWritesInFlight, async ([key, value]) => {
+      await kv.put(key, value);
+    });
   }
 
   private async raiseFlushedPosition(kv: KV, shard: number, position: number): Promise<void> {
@@ -156,29 +323,34 @@ export class KvAccountStateStore implements AccountStateStore {
 
   async flushedPosition(shard: number): Promise<number> {
     if (!Number.isSafeInteger(shard) || shard < 0) throw new Error(`shard must be a non-negative integer, not ${shard}`);
-    const entry = await (await this.bucket(shard)).get(POSITION_KEY);
+    const entry = await (await this.bucket(shard)).kv.get(POSITION_KEY);
     return entry?.operation === 'PUT' ? Number(entry.string()) : 0;
   }
 
   async readAccount(accountId: string): Promise<AccountStateRecord | undefined> {
-    return this.readJson<AccountStateRecord>(accountId, accountKey(accountId));
+    const record = (await this.recordsOfPage(accountId, 'accounts')).get(accountRecordKey(accountId));
+    return record ? recordOf<AccountStateRecord>(record) : undefined;
   }
 
   async readMonth(accountId: string, month: MonthKey): Promise<MonthTotalRecord | undefined> {
-    return this.readJson<MonthTotalRecord>(accountId, monthKey(accountId, month));
+    if (!MONTH_PATTERN.test(month)) return undefined;
+    const record = (await this.recordsOfPage(accountId, month)).get(monthRecordKey(accountId, month));
+    return record ? recordOf<MonthTotalRecord>(record) : undefined;
   }
 
   async listMonths(accountId: string, options: ListMonthsOptions): Promise<MonthTotalRecord[]> {
-    const prefix = `month.${kvKeyOfAccount(accountId)}.`;
-    const months: MonthKey[] = [];
-    const kv = await this.bucket(this.options.shardOf(accountId));
-    for await (const key of await kv.keys(`${prefix}*`)) {
-      const month = key.slice(prefix.length);
-      if (options.beforeMonth === undefined || month < options.beforeMonth) months.push(month);
+    const { kv } = await this.bucket(this.options.shardOf(accountId));
+    const candidates = (await readMonths(kv))
+      .filter((month) => options.beforeMonth === undefined || month < options.beforeMonth)
+      .sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
+    const months: MonthTotalRecord[] = [];
+    // Newest first, one month's page at a time, until the page of the list is full.
+    for (const month of candidates) {
+      if (months.length >= Math.max(0, options.limit)) break;
+      const record = (await this.recordsOfPage(accountId, month)).get(monthRecordKey(accountId, month));
+      if (record) months.push(recordOf<MonthTotalRecord>(record));
     }
-    months.sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
-    const records = await Promise.all(months.slice(0, Math.max(0, options.limit)).map((month) => this.readMonth(accountId, month)));
-    return records.filter((record): record is MonthTotalRecord => record !== undefined);
+    return months;
   }
 
   async legacyAccountsPresent(): Promise<boolean> {
@@ -196,8 +368,104 @@ export class KvAccountStateStore implements AccountStateStore {
     // The bucket belongs to the connection, which the caller owns.
   }
 
-  private async readJson<T>(accountId: string, key: string): Promise<T | undefined> {
-    const entry = await (await this.bucket(this.options.shardOf(accountId))).get(key);
-    return entry?.operation === 'PUT' ? (JSON.parse(decoder.decode(entry.value)) as T) : undefined;
+  private async recordsOfPage(accountId: string, scope: PageScope): Promise<Map<string, PageRecord>> {
+    const { kv, layout } = await this.bucket(this.options.shardOf(accountId));
+    return this.readPage(kv, pageKey(scope, pageOfAccount(accountId, layout.pagesPerShard)));
   }
+
+  /** Adds months to the bucket's list of months with pages (compare-and-set: concurrent writers add, never remove). */
+  private async recordMonths(kv: KV, shardKey: string, months: MonthKey[]): Promise<void> {
+    let known = this.knownMonthsOf(shardKey);
+    if (months.every((month) => known.has(month))) return;
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const entry = await kv.get(MONTHS_KEY);
+      const stored = entry?.operation === 'PUT' ? (JSON.parse(entry.string()) as MonthKey[]) : [];
+      known = new Set([...stored, ...known, ...months]);
+      const value = encoder.encode(JSON.stringify([...known].sort()));
+      try {
+        if (entry) await kv.update(MONTHS_KEY, value, entry.revision);
+        else await kv.create(MONTHS_KEY, value);
+        this.monthsByBucket.set(shardKey, known);
+        return;
+      } catch (error) {
+        if (!isRevisionConflict(error)) throw error;
+      }
+    }
+    throw new Error(`${shardKey}: the list of months could not be updated (100 conflicting writers)`);
+  }
+
+  private knownMonthsOf(bucket: string): Set<MonthKey> {
+    return this.monthsByBucket.get(bucket) ?? new Set();
+  }
+
+  /** A page as its kept revisions fold: for every record the copy of the highest position (the later revision on a tie). */
+  private async readPage(kv: KV, key: string): Promise<Map<string, PageRecord>> {
+    const records = new Map<string, PageRecord>();
+    for await (const entry of await kv.history({ key })) {
+      if (entry.operation !== 'PUT') continue;
+      for (const line of decoder.decode(entry.value).split('\n')) {
+        if (line.length > 0) mergeRecord(records, parsePageRecord(`${line}\n`, entry.key));
+      }
+    }
+    return records;
+  }
+}
+
+async function readMonths(kv: KV): Promise<MonthKey[]> {
+  const entry = await kv.get(MONTHS_KEY);
+  return entry?.operation === 'PUT' ? (JSON.parse(entry.string()) as MonthKey[]) : [];
+}
+
+function parseLayout(bucket: string, text: string): PageLayout {
+  try {
+    const layout = JSON.parse(text) as Partial<PageLayout>;
+    if (layout.format === 'pages-1' && Number.isSafeInteger(layout.pagesPerShard) && (layout.pagesPerShard ?? 0) >= 1) return layout as PageLayout;
+  } catch {
+    // reported below
+  }
+  throw new Error(`bucket ${bucket} has a layout entry this version cannot read (${JSON.stringify(text.slice(0, 80))}): it was written by a newer version`);
+}
+
+/** A page line (with its newline) and the key and position it stands for, read without parsing the record. */
+function parsePageRecord(line: string, where = 'a write'): PageRecord {
+  const positionEnd = line.indexOf('\t', 2);
+  const keyEnd = line.indexOf('\t', positionEnd + 1);
+  const position = Number(line.slice(2, positionEnd));
+  if ((line[0] !== 'a' && line[0] !== 'm') || line[1] !== '\t' || positionEnd < 0 || keyEnd < 0 || !Number.isSafeInteger(position)) {
+    throw new Error(`a read-model page line of ${where} is not one this version writes: ${JSON.stringify(line.slice(0, 80))}`);
+  }
+  return { key: line.slice(0, 2) + line.slice(positionEnd + 1, keyEnd), position, line };
+}
+
+function recordOf<T>(record: PageRecord): T {
+  return JSON.parse(record.line.slice(record.line.indexOf('\t', record.line.indexOf('\t', 2) + 1) + 1)) as T;
+}
+
+function mergeRecord(records: Map<string, PageRecord>, record: PageRecord): void {
+  const held = records.get(record.key);
+  if (!held || record.position >= held.position) records.set(record.key, record);
+}
+
+function pageBody(records: Iterable<PageRecord>): Uint8Array {
+  let body = '';
+  for (const record of records) body += record.line;
+  return encoder.encode(body);
+}
+
+/** Runs `task` for every item, at most `limit` at once; the first failure is thrown once all started ones ended. */
+async function forEachLimited<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: unknown;
+  const worker = async () => {
+    while (next < items.length && failure === undefined) {
+      const item = items[next++];
+      try {
+        await task(item);
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure !== undefined) throw failure;
 }
