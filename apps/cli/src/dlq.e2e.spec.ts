@@ -163,6 +163,9 @@ describe('tollstream dlq (child process, real nats-server and ingestor)', () => 
     expect(marked.deadLetters[0].redrive).toMatchObject({ outcome: 'rejected-again', by: 'e2e-operator' });
     const status = await cli(['status']);
     expect(status.stdout).toMatch(new RegExp(`dead letters re-driven: ${deniedCount + 1} in 2 runs \\(accepted \\d+, (duplicate \\d+, )?rejected-again 1\\)`));
+    const { deadLetterRedrives } = JSON.parse((await cli(['status', '--json'])).stdout) as { deadLetterRedrives: { runs: number; redriven: number; byOutcome: Record<string, number> } };
+    expect(deadLetterRedrives).toMatchObject({ runs: 2, redriven: deniedCount + 1, byOutcome: { 'rejected-again': 1, republished: 0, failed: 0 } });
+    expect(deadLetterRedrives.byOutcome.accepted + deadLetterRedrives.byOutcome.duplicate).toBe(deniedCount);
     expect(await readDeadLetters(jsm, Subjects.deadLetter('ingestor'))).toHaveLength(deniedCount + 1);
   });
 });

@@ -310,7 +310,7 @@ retries); 130 interrupted (Ctrl-C): rerun the same command to resume.`,
 
   program
     .command('status')
-    .description('Show the platform streams: messages and size, per-subject counts (partitions, dead letters by source), consumer lag.')
+    .description('Show the platform streams: messages and size, per-subject counts (partitions, dead letters by source), consumer lag; and the dead-letter re-drives recorded (KV dlq-redrives) by outcome.')
     .addOption(new Option('--nats-url <url>', 'NATS server(s), comma-separated (env NATS_URL)').default(io.env.NATS_URL || 'nats://127.0.0.1:4222'))
     .option('--json', 'print as JSON')
     .action(async (_options: unknown, command: Command) => {

@@ -46,6 +46,9 @@ describe('plainReporter', () => {
     expect(describeRetry({ firstLine: 501, lastLine: 1000, attempt: 3, maxAttempts: 8, delayMs: 1234, reason: 'x' })).toBe(
       'retrying lines 501-1000 (attempt 3 of 8) in 1.2 s: x',
     );
+    expect(describeRetry({ firstLine: 1, lastLine: 500, attempt: 2, maxAttempts: 8, delayMs: 1_050, askedDelayMs: 1_000, reason: 'UNAVAILABLE: y' })).toBe(
+      'retrying lines 1-500 (attempt 2 of 8) in 1.1 s (as the ingestor asked): UNAVAILABLE: y',
+    );
   });
 });
 

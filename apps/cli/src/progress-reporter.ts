@@ -23,7 +23,7 @@ export function describeProgress(progress: SendProgress): string {
 export function describeRetry(notice: RetryNotice): string {
   return (
     `retrying lines ${notice.firstLine}-${notice.lastLine} (attempt ${notice.attempt} of ${notice.maxAttempts}) ` +
-    `in ${(notice.delayMs / 1000).toFixed(1)} s: ${notice.reason}`
+    `in ${(notice.delayMs / 1000).toFixed(1)} s${notice.askedDelayMs === undefined ? '' : ' (as the ingestor asked)'}: ${notice.reason}`
   );
 }
 

@@ -30,8 +30,28 @@ export function formatStatus(statuses: readonly StreamStatus[]): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** Re-drive runs and the latest outcome of every re-driven dead letter, as `RedriveLedger.tally` counts them. */
+export interface RedriveTally {
+  runs: number;
+  redriven: number;
+  byOutcome: Partial<Record<RedriveOutcome, number>>;
+}
+
+/** `tollstream status --json`: the streams, and the re-drives recorded in the KV bucket `dlq-redrives`. */
+export interface StatusReport {
+  streams: readonly StreamStatus[];
+  deadLetterRedrives: { runs: number; redriven: number; byOutcome: Record<RedriveOutcome, number> };
+}
+
+/** The figures of `formatRedrives` for scripts: every outcome present (0 when none), zeros when no re-drive has run. */
+export function redrivesReport(tally: RedriveTally | undefined): StatusReport['deadLetterRedrives'] {
+  const byOutcome: Record<RedriveOutcome, number> = { accepted: 0, duplicate: 0, 'rejected-again': 0, republished: 0, failed: 0 };
+  for (const [outcome, count] of Object.entries(tally?.byOutcome ?? {}) as Array<[RedriveOutcome, number]>) byOutcome[outcome] = count;
+  return { runs: tally?.runs ?? 0, redriven: tally?.redriven ?? 0, byOutcome };
+}
+
 /** The re-drives of dead letters (`tollstream dlq redrive`), counted from their ledger. */
-export function formatRedrives(tally: { runs: number; redriven: number; byOutcome: Partial<Record<RedriveOutcome, number>> } | undefined): string {
+export function formatRedrives(tally: RedriveTally | undefined): string {
   if (!tally) return 'dead letters re-driven: none (no re-drive has run)\n';
   const outcomes = Object.entries(tally.byOutcome)
     .sort(([a], [b]) => a.localeCompare(b))
@@ -45,12 +65,14 @@ export async function runStatus(options: StatusCommandOptions, stdout: NodeJS.Wr
   try {
     const jsm = await jetstreamManager(nc);
     const statuses = await inspectStreams(jsm);
+    const ledger = await RedriveLedger.openIfExists(jetstream(nc), jsm);
+    const tally = await ledger?.tally();
     if (options.json) {
-      stdout.write(`${JSON.stringify(statuses, null, 2)}\n`);
+      const report: StatusReport = { streams: statuses, deadLetterRedrives: redrivesReport(tally) };
+      stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return;
     }
-    const ledger = await RedriveLedger.openIfExists(jetstream(nc), jsm);
-    stdout.write(formatStatus(statuses) + formatRedrives(await ledger?.tally()));
+    stdout.write(formatStatus(statuses) + formatRedrives(tally));
   } finally {
     await nc.close();
   }

@@ -1,7 +1,17 @@
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { headers } from '@nats-io/transport-node';
 import { rejectionCodeName, RejectionCode, TollTransaction, TransactionStatus, type TransactionResult } from '@tollstream/contracts';
-import { backoffDelayMs, defaultRetryPolicy, grpcCodeOf, grpcDetailsOf, isRetryableStatus, type IngestTransport, type RetryPolicy } from '@tollstream/station-sender';
+import {
+  backoffDelayMs,
+  defaultRetryPolicy,
+  grpcCodeOf,
+  grpcDetailsOf,
+  isRetryableStatus,
+  retryDelayAskedBy,
+  retryDelayMs,
+  type IngestTransport,
+  type RetryPolicy,
+} from '@tollstream/station-sender';
 import { randomUUID } from 'node:crypto';
 import type { DeadLetterFilter } from './filter';
 import { settledOutcomes, type RedriveLedger, type RedriveMark, type RedriveOutcome, type RedriveRoute, type RedriveRunRecord } from './ledger';
@@ -233,7 +243,8 @@ export async function redriveDeadLetters(options: RedriveOptions): Promise<Redri
               progress();
               break;
             }
-            await sleep(backoffDelayMs(policy, attempt));
+            // The ingestor's google.rpc.RetryInfo when it sent one, as for `tollstream send`.
+            await sleep(retryDelayMs(policy, attempt, retryDelayAskedBy(error)));
             continue;
           }
           const retry: typeof pending = [];

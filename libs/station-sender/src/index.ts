@@ -15,8 +15,8 @@ export { parseInstant, parseTransactionRecord, transactionFieldNames, vehicleCla
 export type { RecordParseResult, TransactionFieldName } from './transaction-record';
 export { defaultCheckpointPath, loadCheckpoint } from './checkpoint';
 export type { Checkpoint, InputIdentity } from './checkpoint';
-export { backoffDelayMs, defaultRetryPolicy, isRetryableStatus } from './retry-policy';
+export { backoffDelayMs, defaultRetryPolicy, isRetryableStatus, retryDelayMs } from './retry-policy';
 export type { RetryPolicy } from './retry-policy';
-export { checkToken, createGrpcIngestTransport, grpcCodeOf, grpcDetailsOf } from './ingest-transport';
+export { checkToken, createGrpcIngestTransport, grpcCodeOf, grpcDetailsOf, retryDelayAskedBy } from './ingest-transport';
 export type { GrpcTransportOptions, IngestTransport } from './ingest-transport';
 export { addClientTlsOptions, clientTlsFromOptions } from './client-tls-options';

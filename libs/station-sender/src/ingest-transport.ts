@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { IngestServiceClient, type SubmitTransactionsRequest, type SubmitTransactionsResponse } from '@tollstream/contracts';
-import { grpcClientCredentials, type ClientTlsOptions } from '@tollstream/service-kit';
+import { detailsOfStatus, grpcClientCredentials, statusOfTrailers, type ClientTlsOptions } from '@tollstream/service-kit';
 
 /** The one call the sender needs; the gRPC client in production, a fake in unit tests. */
 export interface IngestTransport {
@@ -62,4 +62,21 @@ export function grpcDetailsOf(error: unknown): string {
     if (typeof details === 'string' && details.length > 0) return details.replace(/\.?\s*Resolution note:\s*$/, '');
   }
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * The delay the ingestor asked for before the same call is tried again: the google.rpc.RetryInfo in
+ * the status details (`grpc-status-details-bin` trailer, ADR 0016) of a failed call. Undefined when
+ * there is none, or when the trailer cannot be decoded (the caller falls back to its backoff).
+ */
+export function retryDelayAskedBy(error: unknown): number | undefined {
+  if (typeof error !== 'object' || error === null || !('metadata' in error)) return undefined;
+  const metadata = (error as { metadata: unknown }).metadata;
+  if (!(metadata instanceof grpc.Metadata)) return undefined;
+  try {
+    const status = statusOfTrailers(metadata);
+    return status && detailsOfStatus(status).retryDelayMs;
+  } catch {
+    return undefined; // a malformed trailer is the server's problem; the backoff still bounds the retries
+  }
 }

@@ -9,6 +9,11 @@ export interface RetryPolicy {
   maxDelayMs: number;
   /** Growth of the delay per attempt. */
   multiplier: number;
+  /**
+   * Upper bound of a delay the ingestor asks for (google.rpc.RetryInfo): honoured up to this, so that a
+   * misconfigured server cannot park a station's run for hours.
+   */
+  maxAskedDelayMs: number;
 }
 
 export const defaultRetryPolicy: RetryPolicy = {
@@ -16,7 +21,11 @@ export const defaultRetryPolicy: RetryPolicy = {
   initialDelayMs: 200,
   maxDelayMs: 10_000,
   multiplier: 2,
+  maxAskedDelayMs: 60_000,
 };
+
+/** Share of an asked-for delay added at random on top, so that stations refused together do not all come back together. */
+export const ASKED_DELAY_JITTER = 0.1;
 
 /**
  * Delay before retry number `retry` (1 = the first retry): exponential, capped, with "equal
@@ -26,6 +35,18 @@ export const defaultRetryPolicy: RetryPolicy = {
 export function backoffDelayMs(policy: RetryPolicy, retry: number, random: () => number = Math.random): number {
   const step = Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.multiplier ** Math.max(0, retry - 1));
   return Math.round(step / 2 + random() * (step / 2));
+}
+
+/**
+ * Delay before retry number `retry` (1 = the first retry). When the server said when to retry
+ * (`askedDelayMs`, from google.rpc.RetryInfo), at least that long (capped at `maxAskedDelayMs`) plus
+ * up to 10 % jitter; otherwise the exponential backoff, which is the fallback RetryInfo's own
+ * specification recommends.
+ */
+export function retryDelayMs(policy: RetryPolicy, retry: number, askedDelayMs: number | undefined, random: () => number = Math.random): number {
+  if (askedDelayMs === undefined || !Number.isFinite(askedDelayMs) || askedDelayMs < 0) return backoffDelayMs(policy, retry, random);
+  const asked = Math.min(askedDelayMs, policy.maxAskedDelayMs);
+  return Math.round(asked + random() * asked * ASKED_DELAY_JITTER);
 }
 
 /** gRPC status codes after which the same batch is sent again (the ingestor deduplicates retries). */

@@ -1,4 +1,5 @@
 import { status } from '@grpc/grpc-js';
+import { retryLaterError } from '@tollstream/service-kit';
 import { join } from 'node:path';
 import { SendError } from './errors';
 import { sendFile } from './send-file';
@@ -54,6 +55,25 @@ describe('sendFile over gRPC', () => {
     expect(second).toMatchObject({ resumedAfterLine: first.linesAcknowledged, complete: true, rejected: 0 });
     expect(first.accepted + second.accepted).toBe(250);
     expect(ingest.stored.size).toBe(250);
+  });
+
+  it('reads the RetryInfo of the grpc-status-details-bin trailer and waits that long', async () => {
+    const path = await input(20);
+    ingest.script = (call) => {
+      if (call === 0) throw retryLaterError(status.UNAVAILABLE, 'broker not answering', 250);
+    };
+    const notices: Array<{ delayMs: number; askedDelayMs?: number; reason: string }> = [];
+    const summary = await sendFile({
+      inputPath: path,
+      ingestAddress: server.address,
+      token,
+      retry: { initialDelayMs: 5, maxDelayMs: 20 },
+      random: () => 0,
+      onRetry: ({ delayMs, askedDelayMs, reason }) => notices.push({ delayMs, askedDelayMs, reason }),
+    });
+    expect(notices).toEqual([{ delayMs: 250, askedDelayMs: 250, reason: 'UNAVAILABLE: broker not answering' }]);
+    expect(summary).toMatchObject({ accepted: 20, retriedCalls: 1, complete: true });
+    expect(ingest.stored.size).toBe(20);
   });
 
   it('fails at once with UNAUTHENTICATED for a wrong token', async () => {

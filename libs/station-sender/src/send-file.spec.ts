@@ -5,6 +5,7 @@ import {
   type SubmitTransactionsRequest,
   type SubmitTransactionsResponse,
 } from '@tollstream/contracts';
+import { retryLaterError } from '@tollstream/service-kit';
 import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadCheckpoint } from './checkpoint';
@@ -129,6 +130,49 @@ describe('sendFile', () => {
       '1-10 #3: DEADLINE_EXCEEDED: ingestor restarting',
       '1-10 #4: RESOURCE_EXHAUSTED: ingestor restarting',
     ]);
+  });
+
+  it('waits the delay the ingestor asks for in google.rpc.RetryInfo, and still gives up after maxAttempts', async () => {
+    const input = await inputWith(10);
+    const ingest = new FakeIngest();
+    ingest.script = () => {
+      throw retryLaterError(status.UNAVAILABLE, 'send the same batch again', 60);
+    };
+    const notices: Array<{ delayMs: number; askedDelayMs?: number }> = [];
+    const sentAt: number[] = [];
+    const transport = ingest.transport();
+    const timed: IngestTransport = {
+      submitTransactions: (request, deadline) => {
+        sentAt.push(Date.now());
+        return transport.submitTransactions(request, deadline);
+      },
+      close: () => undefined,
+    };
+    const error = await expectSendError(
+      sendFile(options(input, timed, { retry: { ...fastRetry, maxAttempts: 3 }, onRetry: ({ delayMs, askedDelayMs }) => notices.push({ delayMs, askedDelayMs }) })),
+    );
+    // 60 ms asked, jitter 0.5 of 10 % on top: 63 ms, where the backoff alone would have waited under 5 ms.
+    expect(notices).toEqual([
+      { delayMs: 63, askedDelayMs: 60 },
+      { delayMs: 63, askedDelayMs: 60 },
+    ]);
+    expect(sentAt).toHaveLength(3);
+    expect(sentAt[1] - sentAt[0]).toBeGreaterThanOrEqual(60);
+    expect(sentAt[2] - sentAt[1]).toBeGreaterThanOrEqual(60);
+    expect(error.message).toMatch(/gave up on lines 1-10 after 3 attempts; last error UNAVAILABLE: send the same batch again/);
+    expect(error.summary).toMatchObject({ retriedCalls: 2, accepted: 0, linesAcknowledged: 0 });
+  });
+
+  it('uses its own backoff for records rejected as UNAVAILABLE (a result carries no RetryInfo)', async () => {
+    const input = await inputWith(3);
+    const ingest = new FakeIngest();
+    let unavailableLeft = 1;
+    ingest.rejectWhen = () =>
+      unavailableLeft-- > 0 ? { rejectionCode: RejectionCode.REJECTION_CODE_UNAVAILABLE, field: '', reason: 'not confirmed in time' } : undefined;
+    const notices: Array<{ delayMs: number; askedDelayMs?: number }> = [];
+    const summary = await sendFile(options(input, ingest.transport(), { onRetry: ({ delayMs, askedDelayMs }) => notices.push({ delayMs, askedDelayMs }) }));
+    expect(notices).toEqual([{ delayMs: 1 }]); // fastRetry: step 1 ms
+    expect(summary).toMatchObject({ accepted: 3, resentRecords: 1, complete: true });
   });
 
   it('re-sends only the records rejected with UNAVAILABLE', async () => {

@@ -16,8 +16,8 @@ import {
 } from './checkpoint';
 import { ClientTlsError, type ClientTlsOptions } from '@tollstream/service-kit';
 import { InputFileError, SendError } from './errors';
-import { createGrpcIngestTransport, grpcCodeOf, grpcDetailsOf, type IngestTransport } from './ingest-transport';
-import { backoffDelayMs, defaultRetryPolicy, grpcStatusName, isRetryableStatus, sleep, type RetryPolicy } from './retry-policy';
+import { createGrpcIngestTransport, grpcCodeOf, grpcDetailsOf, retryDelayAskedBy, type IngestTransport } from './ingest-transport';
+import { defaultRetryPolicy, grpcStatusName, isRetryableStatus, retryDelayMs, sleep, type RetryPolicy } from './retry-policy';
 import { readTransactionFile, resolveInputFormat, type InputFormat } from './transaction-file';
 
 export interface SendOptions {
@@ -90,6 +90,8 @@ export interface RetryNotice {
   attempt: number;
   maxAttempts: number;
   delayMs: number;
+  /** The delay the ingestor asked for (google.rpc.RetryInfo); undefined when the delay is the sender's own backoff. */
+  askedDelayMs?: number;
   reason: string;
 }
 
@@ -194,7 +196,7 @@ function fatalCallError(error: unknown, firstLine: number, lastLine: number): Se
 
 /**
  * Sends every transaction of a file to the ingestor: batches, several calls in flight, retries
- * with backoff, and a checkpoint of the acknowledged prefix so a rerun resumes where a crashed
+ * after the delay the ingestor asks for (google.rpc.RetryInfo) or else with backoff, and a checkpoint of the acknowledged prefix so a rerun resumes where a crashed
  * or interrupted run stopped. Resolves with the summary of the run (also when records were
  * rejected or lines unparseable); rejects with InputFileError / CheckpointError before sending,
  * or SendError (with `summary`) when the run had to stop.
@@ -319,7 +321,7 @@ export async function sendFile(options: SendOptions): Promise<SendSummary> {
           );
         }
         counts.retriedCalls += 1;
-        await waitBeforeRetry(batch, attempt, reason);
+        await waitBeforeRetry(batch, attempt, reason, retryDelayAskedBy(error));
         continue;
       }
       if (results.length !== pending.length) {
@@ -359,14 +361,16 @@ export async function sendFile(options: SendOptions): Promise<SendSummary> {
     }
   };
 
-  const waitBeforeRetry = async (batch: Batch, attempt: number, reason: string): Promise<void> => {
-    const delayMs = backoffDelayMs(policy, attempt, random);
+  // Records answered REJECTED / UNAVAILABLE carry no RetryInfo (a TransactionResult has no status details): backoff.
+  const waitBeforeRetry = async (batch: Batch, attempt: number, reason: string, askedDelayMs?: number): Promise<void> => {
+    const delayMs = retryDelayMs(policy, attempt, askedDelayMs, random);
     options.onRetry?.({
       firstLine: batch.firstLine,
       lastLine: batch.lastLine,
       attempt: attempt + 1,
       maxAttempts: policy.maxAttempts,
       delayMs,
+      ...(askedDelayMs === undefined ? {} : { askedDelayMs }),
       reason,
     });
     await sleep(delayMs, stop.signal).catch((error: unknown) => {
