@@ -250,6 +250,11 @@ export interface SendOutcome {
   rejected: Map<string, { field: string; reason: string }>;
   /** How the ingestor answered when a batch had to be resent: error or status → count. */
   retries: Map<string, number>;
+  /**
+   * Records answered DUPLICATE when their batch was resent after the call failed (the ingestor was
+   * killed after storing them, before its answer came): stored by the lost call, not a second time.
+   */
+  storedByLostAnswer: Set<string>;
 }
 
 /**
@@ -261,7 +266,7 @@ export async function sendBatches(
   address: () => string,
   batches: TollTransaction[][],
   options: { dueAt?: (batchIndex: number) => number; deadlineMs: number; onBatch?: (index: number) => void },
-  outcome: SendOutcome = { accepted: new Set(), duplicate: 0, rejected: new Map(), retries: new Map() },
+  outcome: SendOutcome = { accepted: new Set(), duplicate: 0, rejected: new Map(), retries: new Map(), storedByLostAnswer: new Set() },
 ): Promise<SendOutcome> {
   let client = new IngestServiceClient(address(), grpc.credentials.createInsecure());
   const metadata = new grpc.Metadata();
@@ -276,6 +281,7 @@ export async function sendBatches(
       const due = options.dueAt?.(index) ?? 0;
       if (due > Date.now()) await new Promise((resolve) => setTimeout(resolve, due - Date.now()));
       let pending = batch;
+      let answerLost = false;
       while (pending.length > 0) {
         if (Date.now() > options.deadlineMs) {
           throw new Error(`sending: batch ${index} still had ${pending.length} unanswered records at the deadline; retries: ${JSON.stringify([...outcome.retries])}`);
@@ -285,6 +291,7 @@ export async function sendBatches(
           response = await submit(pending);
         } catch (error) {
           retried(`error: ${(error as Error).message.slice(0, 80)}`);
+          answerLost = true;
           client.close();
           await new Promise((resolve) => setTimeout(resolve, 300));
           client = new IngestServiceClient(address(), grpc.credentials.createInsecure());
@@ -294,7 +301,10 @@ export async function sendBatches(
         response.results.forEach((result, i) => {
           const record = pending[i];
           if (result.status === TransactionStatus.TRANSACTION_STATUS_ACCEPTED) outcome.accepted.add(record.transactionId);
-          else if (result.status === TransactionStatus.TRANSACTION_STATUS_DUPLICATE) outcome.duplicate++;
+          else if (result.status === TransactionStatus.TRANSACTION_STATUS_DUPLICATE) {
+            outcome.duplicate++;
+            if (answerLost && !outcome.accepted.has(record.transactionId)) outcome.storedByLostAnswer.add(record.transactionId);
+          }
           else if (result.status === TransactionStatus.TRANSACTION_STATUS_REJECTED && result.rejectionCode !== RejectionCode.REJECTION_CODE_UNAVAILABLE) {
             outcome.rejected.set(record.transactionId, { field: result.field, reason: result.reason });
           }
