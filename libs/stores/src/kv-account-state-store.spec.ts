@@ -106,9 +106,27 @@ describe('KvAccountStateStore bulk write (real nats-server)', () => {
     // first, from the page's history: the accounts it does not change keep their totals.
     const successor = await KvAccountStateStore.open(connection as NatsConnection, { bucket: 'folding', shardOf: () => 2, pagesPerShard: 2, compactAfterChanges: 3 });
     await successor.write(2, 31, { accounts: [], months: [monthOf('acct-0', 99_999, 31)] });
-    expect(successor.compactions).toBe(1);
+    expect([successor.compactions, successor.pagesReadBack]).toEqual([1, 1]);
     expect((await successor.readMonth('acct-0', '2026-12'))?.totalMinor).toBe(99_999);
     for (const accountId of accounts.slice(1)) expect((await successor.readMonth(accountId, '2026-12'))?.totalMinor).toBe(totals.get(accountId));
+  });
+
+  it('a writer keeps the pages it wrote: it reads nothing back while it alone writes, and reads back after another wrote', async () => {
+    const options = { bucket: 'two-owners', shardOf: () => 7, pagesPerShard: 1, compactAfterChanges: 2 };
+    const first = await KvAccountStateStore.open(connection as NatsConnection, options);
+    for (let position = 1; position <= 10; position++) await first.write(7, position, { accounts: [], months: [monthOf(`first-${position}`, position, position)] });
+    expect(first.pagesReadBack).toBe(0);
+    expect(first.compactions).toBeGreaterThan(2);
+
+    // A second owner (after a takeover) adds accounts; the first, owner again later, must not drop them.
+    const second = await KvAccountStateStore.open(connection as NatsConnection, options);
+    await second.write(7, 11, { accounts: [], months: [monthOf('second-1', 11, 11)] });
+    expect(await first.readMonth('second-1', '2026-12')).toEqual(monthOf('second-1', 11, 11));
+    for (let position = 12; position <= 80; position++) await first.write(7, position, { accounts: [], months: [monthOf(`first-${position}`, position, position)] });
+    expect(first.pagesReadBack).toBe(1);
+    // Far more revisions than the bucket keeps per page were written since: the record is in the complete entries.
+    expect(await second.readMonth('second-1', '2026-12')).toEqual(monthOf('second-1', 11, 11));
+    expect((await second.readMonth('first-3', '2026-12'))?.totalMinor).toBe(3);
   });
 
   it('keeps the page count a bucket was laid out with, whatever a later process is configured with', async () => {

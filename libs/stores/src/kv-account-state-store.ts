@@ -41,7 +41,26 @@ interface PageRecord {
   line: string;
 }
 
+/** A page as the writer last wrote it: every record, and entries of changes written since its last complete entry (undefined: unknown). */
+interface CachedPage {
+  records: Map<string, PageRecord>;
+  changesSinceComplete: number | undefined;
+  /** The writer's write count when the page was last written. */
+  lastWrite: number;
+}
+
+interface WriterCache {
+  /** The shard's flushed position after this process's last write. */
+  writtenPosition: number;
+  writes: number;
+  pages: Map<string, CachedPage>;
+  /** Page keys with entries in the bucket. */
+  stored: Set<string>;
+}
+
 const encoder = new TextEncoder();
+/** A page not written by this many writes of its shard is dropped from the writer's memory. */
+const IDLE_PAGE_WRITES = 300;
 const decoder = new TextDecoder();
 /** Revisions of a page the bucket keeps: a complete one is always among them (see compactAfterChanges). */
 const PAGE_HISTORY = 64;
@@ -101,14 +120,16 @@ export class KvAccountStateStore implements AccountStateStore {
   private readonly previousLayoutBucket: string;
   private readonly maxWritesInFlight: number;
   private readonly compactAfterChanges: number;
-  /** Per shard and page: entries of changes written since the page's last complete entry (unknown = not since this process started). */
-  private readonly changesSinceComplete = new Map<number, Map<string, number>>();
+  /** Per shard this process writes: the pages as it wrote them (see write). */
+  private readonly writerCaches = new Map<number, WriterCache>();
   /** Per bucket: the months it has pages of, as this process last wrote them. */
   private readonly monthsByBucket = new Map<string, Set<MonthKey>>();
   /** Writes that had to fall back to acknowledged puts (for tests and logs). */
   fallbackWrites = 0;
   /** Complete page entries written (for tests and logs). */
   compactions = 0;
+  /** Pages a writer had to read back from the bucket (for tests and logs). */
+  pagesReadBack = 0;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -225,7 +246,8 @@ export class KvAccountStateStore implements AccountStateStore {
   async write(shard: number, position: number, changes: AccountStateChanges): Promise<void> {
     checkWrite(shard, position, changes);
     const { kv, layout } = await this.bucket(shard);
-    if ((await this.flushedPosition(shard)) >= position) return;
+    const stored = await this.flushedPosition(shard);
+    if (stored >= position) return;
 
     const changedPages = new Map<string, { page: number; lines: string[] }>();
     const add = (scope: PageScope, accountId: string, line: string) => {
@@ -244,42 +266,77 @@ export class KvAccountStateStore implements AccountStateStore {
     }
     await this.recordMonths(kv, this.bucketName(shard), [...months]);
 
-    let counts = this.changesSinceComplete.get(shard);
-    if (!counts) this.changesSinceComplete.set(shard, (counts = new Map()));
+    // The pages as this process last wrote them; dropped when someone else wrote the shard since
+    // (another owner meanwhile, or this process's first write): then read back once, page by page.
+    let cache = this.writerCaches.get(shard);
+    if (!cache || cache.writtenPosition !== stored) {
+      cache = { writtenPosition: stored, writes: 0, pages: new Map(), stored: await this.storedPages(shard) };
+      this.writerCaches.set(shard, cache);
+    }
+    const writer = cache;
+    await forEachLimited(
+      [...changedPages.keys()].filter((key) => !writer.pages.has(key)),
+      this.maxWritesInFlight,
+      async (key) => {
+        const records = writer.stored.has(key) ? await this.readPage(kv, key) : new Map<string, PageRecord>();
+        if (writer.stored.has(key)) this.pagesReadBack++;
+        writer.pages.set(key, { records, changesSinceComplete: undefined, lastWrite: writer.writes });
+      },
+    );
     // Pages staggered (page mod 8) so that they do not all become complete at the same flush.
-    const due = (key: string, page: number) => {
-      const written = counts.get(key);
-      return written === undefined || written >= Math.max(1, this.compactAfterChanges - (page % 8));
-    };
+    const due = (changes: number | undefined, page: number) => changes === undefined || changes >= Math.max(1, this.compactAfterChanges - (page % 8));
     const entries: Array<[key: string, value: Uint8Array]> = [];
     const completed: string[] = [];
-    const compacting: Array<[key: string, lines: string[]]> = [];
     for (const [key, { page, lines }] of changedPages) {
-      if (due(key, page)) compacting.push([key, lines]);
-      else entries.push([key, encoder.encode(lines.join(''))]);
+      const cached = writer.pages.get(key) as CachedPage;
+      for (const line of lines) mergeRecord(cached.records, parsePageRecord(line));
+      if (due(cached.changesSinceComplete, page)) {
+        entries.push([key, pageBody(cached.records.values())]);
+        completed.push(key);
+      } else {
+        entries.push([key, encoder.encode(lines.join(''))]);
+      }
     }
-    await forEachLimited(compacting, this.maxWritesInFlight, async ([key, lines]) => {
-      const records = await this.readPage(kv, key);
-      for (const line of lines) mergeRecord(records, parsePageRecord(line));
-      entries.push([key, pageBody(records.values())]);
-      completed.push(key);
-    });
     const maxPayload = this.nc.info?.max_payload ?? Number.POSITIVE_INFINITY;
     for (const [key, value] of entries) {
       if (value.byteLength > maxPayload - 1_024) {
+        this.writerCaches.delete(shard);
         throw new Error(
           `shard ${shard}: ${key} of ${this.bucketName(shard)} is ${value.byteLength} bytes, over what the broker takes in a message (${maxPayload}): the shard has outgrown ${layout.pagesPerShard} pages (docs/billing.md, "Read model pages": BILLING_STATE_PAGES)`,
         );
       }
     }
-    if (!(await this.publishChecked(shard, kv, entries))) {
-      this.fallbackWrites++;
-      await this.putAcknowledged(kv, entries);
+    try {
+      if (!(await this.publishChecked(shard, kv, entries))) {
+        this.fallbackWrites++;
+        await this.putAcknowledged(kv, entries);
+      }
+    } catch (error) {
+      // The pages hold records the bucket may lack: read them back at the next write.
+      this.writerCaches.delete(shard);
+      throw error;
     }
-    for (const key of changedPages.keys()) counts.set(key, (counts.get(key) ?? 0) + 1);
-    for (const key of completed) counts.set(key, 0);
+    writer.writes++;
+    for (const key of changedPages.keys()) {
+      const cached = writer.pages.get(key) as CachedPage;
+      cached.changesSinceComplete = (cached.changesSinceComplete ?? 0) + 1;
+      cached.lastWrite = writer.writes;
+      writer.stored.add(key);
+    }
+    for (const key of completed) (writer.pages.get(key) as CachedPage).changesSinceComplete = 0;
     this.compactions += completed.length;
+    // Pages not written for a while (a month that is over) are dropped; read back if they change again.
+    for (const [key, cached] of writer.pages) if (writer.writes - cached.lastWrite > IDLE_PAGE_WRITES) writer.pages.delete(key);
     await this.raiseFlushedPosition(kv, shard, position);
+    writer.writtenPosition = position;
+  }
+
+  /** The page keys the shard's bucket holds entries of. */
+  private async storedPages(shard: number): Promise<Set<string>> {
+    const subjectPrefix = `$KV.${this.bucketName(shard)}.`;
+    const jsm = await this.js.jetstreamManager();
+    const info = await jsm.streams.info(`KV_${this.bucketName(shard)}`, { subjects_filter: `${subjectPrefix}page.>` });
+    return new Set(Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(subjectPrefix.length)));
   }
 
   /** Publishes the entries unacknowledged, then proves by the check entry's sequence that all were stored. */
@@ -369,8 +426,15 @@ export class KvAccountStateStore implements AccountStateStore {
   }
 
   private async recordsOfPage(accountId: string, scope: PageScope): Promise<Map<string, PageRecord>> {
-    const { kv, layout } = await this.bucket(this.options.shardOf(accountId));
-    return this.readPage(kv, pageKey(scope, pageOfAccount(accountId, layout.pagesPerShard)));
+    const shard = this.options.shardOf(accountId);
+    const { kv, layout } = await this.bucket(shard);
+    const key = pageKey(scope, pageOfAccount(accountId, layout.pagesPerShard));
+    // The writer of the shard in this process holds the page as it wrote it: no read back, as long
+    // as nobody else wrote the shard since (the position is still the one it wrote).
+    const writer = this.writerCaches.get(shard);
+    const cached = writer?.pages.get(key);
+    if (writer && cached && (await this.flushedPosition(shard)) === writer.writtenPosition) return cached.records;
+    return this.readPage(kv, key);
   }
 
   /** Adds months to the bucket's list of months with pages (compare-and-set: concurrent writers add, never remove). */
