@@ -9,7 +9,7 @@ import {
   Subjects,
 } from '@tollstream/contracts';
 import { BackgroundSnapshots, observed, type DeadLetterPublisher } from '@tollstream/messaging';
-import type { AccountStateChanges, AccountStateStore } from '@tollstream/stores';
+import type { AccountStateChanges, AccountStateRecord, AccountStateSource, AccountStateStore } from '@tollstream/stores';
 import { BillingShard, type AccountState, type BillingShardOptions, type ShardOutcome, type ShardOutput, type ThresholdCommandOutcome } from './billing-shard';
 import { thresholdMessage } from './account-views';
 import { outboxMessage } from './spend-applier';
@@ -174,7 +174,7 @@ export class ShardRunner {
       // While replaying what the store already has, writing would move it back: wait until past it.
       if (flushing || state.lastSequence <= flushedPosition) return flushing;
       const position = state.lastSequence;
-      const changes = changesOf(state.takeChanges(), flushedPosition);
+      const changes: AccountStateChanges = { ...changesOf(state.takeChanges(), flushedPosition), source: recordsOf(state) };
       const begun = performance.now();
       flushing = this.store
         .write(this.shard, position, changes)
@@ -324,19 +324,37 @@ function changesOf(accounts: AccountState[], sincePosition: number): AccountStat
   const changes: AccountStateChanges = { accounts: [], months: [] };
   for (const account of accounts) {
     // The account record (zone, currency, threshold) only when it changed: spend changes months only.
-    if (account.position > sincePosition) changes.accounts.push({
-      accountId: account.accountId,
-      timeZone: account.timeZone,
-      currency: account.currency,
-      threshold: account.threshold ? { ...account.threshold } : undefined,
-      thresholdVersion: account.thresholdVersion,
-      position: account.position,
-      updatedAtMs: account.updatedAtMs,
-    });
+    if (account.position > sincePosition) changes.accounts.push(accountRecordOf(account));
     for (const month of account.months) {
       if (month.position <= sincePosition) continue;
       changes.months.push({ accountId: account.accountId, ...month });
     }
   }
   return changes;
+}
+
+function accountRecordOf(account: AccountState): AccountStateRecord {
+  return {
+    accountId: account.accountId,
+    timeZone: account.timeZone,
+    currency: account.currency,
+    threshold: account.threshold ? { ...account.threshold } : undefined,
+    thresholdVersion: account.thresholdVersion,
+    position: account.position,
+    updatedAtMs: account.updatedAtMs,
+  };
+}
+
+/** The state machine's records as they are when asked (a store that rewrites whole pages reads them instead of its own). */
+function recordsOf(state: BillingShard): AccountStateSource {
+  return {
+    account: (accountId) => {
+      const account = state.account(accountId);
+      return account && accountRecordOf(account);
+    },
+    month: (accountId, month) => {
+      const held = state.account(accountId)?.months.find((candidate) => candidate.month === month);
+      return held && { accountId, ...held };
+    },
+  };
 }

@@ -38,6 +38,17 @@ export interface MonthTotalRecord {
 export interface AccountStateChanges {
   accounts: AccountStateRecord[];
   months: MonthTotalRecord[];
+  /**
+   * The writer's records as they are now (the state machine's), for a store that rewrites whole
+   * pages of records (the embedded KV store) instead of reading them back. A record it has not is
+   * read back from the store.
+   */
+  source?: AccountStateSource;
+}
+
+export interface AccountStateSource {
+  account(accountId: string): AccountStateRecord | undefined;
+  month(accountId: string, month: MonthKey): MonthTotalRecord | undefined;
 }
 
 export interface AccountStateStore {

@@ -37,6 +37,7 @@ export {
   MAX_RECORDS_PER_WRITE,
   type AccountStateChanges,
   type AccountStateRecord,
+  type AccountStateSource,
   type AccountStateStore,
   type MonthTotalRecord,
 } from './account-state-store';

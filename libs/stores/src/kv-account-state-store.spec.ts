@@ -2,6 +2,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { startNats, type NatsHandle } from '@tollstream/testing';
+import type { AccountStateSource } from './account-state-store';
 import { KvAccountStateStore } from './kv-account-state-store';
 import { kvKeyOfAccount } from './kv-account-spend-store';
 import { accountStateStoreContract, contractShardOf } from './testing/account-state-store-contract';
@@ -111,22 +112,50 @@ describe('KvAccountStateStore bulk write (real nats-server)', () => {
     for (const accountId of accounts.slice(1)) expect((await successor.readMonth(accountId, '2026-12'))?.totalMinor).toBe(totals.get(accountId));
   });
 
-  it('a writer keeps the pages it wrote: it reads nothing back while it alone writes, and reads back after another wrote', async () => {
+  /** The records a writer holds (as billing's state machine does), handed to the store as its source. */
+  const writerState = () => {
+    const months = new Map<string, ReturnType<typeof monthOf>>();
+    const source: AccountStateSource = { account: () => undefined, month: (accountId) => months.get(accountId) };
+    return {
+      source,
+      change: (record: ReturnType<typeof monthOf>) => {
+        months.set(record.accountId, record);
+        return { accounts: [], months: [record], source };
+      },
+    };
+  };
+
+  it('a writer writes complete pages from its source: nothing read back while it alone writes, each page once after another wrote', async () => {
     const options = { bucket: 'two-owners', shardOf: () => 7, pagesPerShard: 1, compactAfterChanges: 2 };
     const first = await KvAccountStateStore.open(connection as NatsConnection, options);
-    for (let position = 1; position <= 10; position++) await first.write(7, position, { accounts: [], months: [monthOf(`first-${position}`, position, position)] });
+    const firstState = writerState();
+    for (let position = 1; position <= 10; position++) await first.write(7, position, firstState.change(monthOf(`first-${position}`, position, position)));
     expect(first.pagesReadBack).toBe(0);
     expect(first.compactions).toBeGreaterThan(2);
 
-    // A second owner (after a takeover) adds accounts; the first, owner again later, must not drop them.
+    // A second owner (after a takeover) adds an account; the first, owner again later, must not drop it.
     const second = await KvAccountStateStore.open(connection as NatsConnection, options);
-    await second.write(7, 11, { accounts: [], months: [monthOf('second-1', 11, 11)] });
+    await second.write(7, 11, writerState().change(monthOf('second-1', 11, 11)));
+    expect(second.pagesReadBack).toBe(1);
     expect(await first.readMonth('second-1', '2026-12')).toEqual(monthOf('second-1', 11, 11));
-    for (let position = 12; position <= 80; position++) await first.write(7, position, { accounts: [], months: [monthOf(`first-${position}`, position, position)] });
-    expect(first.pagesReadBack).toBe(1);
+    for (let position = 12; position <= 80; position++) await first.write(7, position, firstState.change(monthOf(`first-${position}`, position, position)));
+    // Read back once (someone else had written), then again only where its source lacks a record
+    // (second-1, which only the other owner had): a state machine that replayed the log has them all.
+    expect(first.pagesReadBack).toBeGreaterThanOrEqual(1);
     // Far more revisions than the bucket keeps per page were written since: the record is in the complete entries.
     expect(await second.readMonth('second-1', '2026-12')).toEqual(monthOf('second-1', 11, 11));
     expect((await second.readMonth('first-3', '2026-12'))?.totalMinor).toBe(3);
+    expect((await second.readMonth('first-80', '2026-12'))?.totalMinor).toBe(80);
+  });
+
+  it('writes complete pages from the source as it is now: a record newer than the changes wins, an older one never', async () => {
+    const store = await KvAccountStateStore.open(connection as NatsConnection, { bucket: 'source-newer', shardOf: () => 8, pagesPerShard: 1, compactAfterChanges: 1 });
+    const held = new Map([['a', monthOf('a', 500, 9)], ['b', monthOf('b', 10, 1)]]);
+    const source: AccountStateSource = { account: () => undefined, month: (accountId) => held.get(accountId) };
+    // The changes say position 5 for "a" and 3 for "b"; the source already holds "a" at 9 (applied meanwhile) and "b" only at 1.
+    await store.write(8, 5, { accounts: [], months: [monthOf('a', 300, 5), monthOf('b', 30, 3)], source });
+    expect((await store.readMonth('a', '2026-12'))?.totalMinor).toBe(500);
+    expect((await store.readMonth('b', '2026-12'))?.totalMinor).toBe(30);
   });
 
   it('keeps the page count a bucket was laid out with, whatever a later process is configured with', async () => {

@@ -37,13 +37,19 @@ interface PageLayout {
 /** One record of a page: an account (`a`) or an account month (`m`), with the position that decides which copy is newest. */
 interface PageRecord {
   key: string;
+  /** Set when known without parsing (records the writer encoded). */
+  accountId?: string;
   position: number;
   line: string;
 }
 
-/** A page as the writer last wrote it: every record, and entries of changes written since its last complete entry (undefined: unknown). */
+/**
+ * What the writer knows of a page it wrote: the accounts with a record in it (their records are the
+ * state machine's, `AccountStateChanges.source`), and entries of changes written since its last
+ * complete entry (undefined: unknown).
+ */
 interface CachedPage {
-  records: Map<string, PageRecord>;
+  accountIds: Set<string>;
   changesSinceComplete: number | undefined;
   /** The writer's write count when the page was last written. */
   lastWrite: number;
@@ -249,13 +255,17 @@ export class KvAccountStateStore implements AccountStateStore {
     const stored = await this.flushedPosition(shard);
     if (stored >= position) return;
 
-    const changedPages = new Map<string, { page: number; lines: string[] }>();
+    const changedPages = new Map<string, { page: number; lines: string[]; accountIds: string[] }>();
     const add = (scope: PageScope, accountId: string, line: string) => {
       const page = pageOfAccount(accountId, layout.pagesPerShard);
       const key = pageKey(scope, page);
       const changed = changedPages.get(key);
-      if (changed) changed.lines.push(line);
-      else changedPages.set(key, { page, lines: [line] });
+      if (changed) {
+        changed.lines.push(line);
+        changed.accountIds.push(accountId);
+      } else {
+        changedPages.set(key, { page, lines: [line], accountIds: [accountId] });
+      }
     };
     const months = new Set<MonthKey>();
     for (const account of changes.accounts) add('accounts', account.accountId, accountLine(account));
@@ -266,37 +276,77 @@ export class KvAccountStateStore implements AccountStateStore {
     }
     await this.recordMonths(kv, this.bucketName(shard), [...months]);
 
-    // The pages as this process last wrote them; dropped when someone else wrote the shard since
-    // (another owner meanwhile, or this process's first write): then read back once, page by page.
+    // What this process knows of the pages it wrote; dropped when someone else wrote the shard since
+    // (another owner meanwhile, or this process's first write): then each page is read back once.
     let cache = this.writerCaches.get(shard);
     if (!cache || cache.writtenPosition !== stored) {
       cache = { writtenPosition: stored, writes: 0, pages: new Map(), stored: await this.storedPages(shard) };
       this.writerCaches.set(shard, cache);
     }
     const writer = cache;
+    /** Pages read back during this write: their records, for those the source does not have. */
+    const readBack = new Map<string, Map<string, PageRecord>>();
+    const readBackPage = async (key: string) => {
+      let records = readBack.get(key);
+      if (!records) {
+        records = writer.stored.has(key) ? await this.readPage(kv, key) : new Map<string, PageRecord>();
+        if (writer.stored.has(key)) this.pagesReadBack++;
+        readBack.set(key, records);
+      }
+      return records;
+    };
     await forEachLimited(
       [...changedPages.keys()].filter((key) => !writer.pages.has(key)),
       this.maxWritesInFlight,
       async (key) => {
-        const records = writer.stored.has(key) ? await this.readPage(kv, key) : new Map<string, PageRecord>();
-        if (writer.stored.has(key)) this.pagesReadBack++;
-        writer.pages.set(key, { records, changesSinceComplete: undefined, lastWrite: writer.writes });
+        const accountIds = new Set<string>();
+        for (const record of (await readBackPage(key)).values()) accountIds.add(record.accountId ?? recordOf<{ accountId: string }>(record).accountId);
+        writer.pages.set(key, { accountIds, changesSinceComplete: undefined, lastWrite: writer.writes });
       },
     );
     // Pages staggered (page mod 8) so that they do not all become complete at the same flush.
     const due = (changes: number | undefined, page: number) => changes === undefined || changes >= Math.max(1, this.compactAfterChanges - (page % 8));
+    const completing: Array<[key: string, lines: string[]]> = [];
     const entries: Array<[key: string, value: Uint8Array]> = [];
-    const completed: string[] = [];
-    for (const [key, { page, lines }] of changedPages) {
+    for (const [key, { page, lines, accountIds }] of changedPages) {
       const cached = writer.pages.get(key) as CachedPage;
-      for (const line of lines) mergeRecord(cached.records, parsePageRecord(line));
-      if (due(cached.changesSinceComplete, page)) {
-        entries.push([key, pageBody(cached.records.values())]);
-        completed.push(key);
-      } else {
-        entries.push([key, encoder.encode(lines.join(''))]);
-      }
+      for (const accountId of accountIds) cached.accountIds.add(accountId);
+      if (due(cached.changesSinceComplete, page)) completing.push([key, lines]);
+      else entries.push([key, encoder.encode(lines.join(''))]);
     }
+    // A complete entry from the source's records as they are now (at least as new as the changes),
+    // encoded straight into the page; a record the source lacks from the changes or, failing
+    // those, from what is read back.
+    await forEachLimited(completing, this.maxWritesInFlight, async ([key, lines]) => {
+      const cached = writer.pages.get(key) as CachedPage;
+      const scope = key.slice('page.'.length, key.lastIndexOf('.'));
+      const { source } = changes;
+      // The changes' own records, in case the source is behind them (it never is in billing: the same state).
+      const changed = new Map<string, PageRecord>();
+      for (const line of lines) mergeRecord(changed, parsePageRecord(line));
+      let body = '';
+      const lacking: string[] = [];
+      for (const accountId of cached.accountIds) {
+        const record = source === undefined ? undefined : scope === 'accounts' ? source.account(accountId) : source.month(accountId, scope);
+        if (record === undefined) {
+          lacking.push(accountId);
+          continue;
+        }
+        const change = changed.get(scope === 'accounts' ? accountRecordKey(accountId) : monthRecordKey(accountId, scope));
+        if (change && change.position > record.position) body += change.line;
+        else body += scope === 'accounts' ? accountLine(record as AccountStateRecord) : monthLine(record as MonthTotalRecord);
+      }
+      if (lacking.length > 0) {
+        const records = changed;
+        const wanted = new Set(lacking.map((accountId) => (scope === 'accounts' ? accountRecordKey(accountId) : monthRecordKey(accountId, scope))));
+        if ([...wanted].some((recordKey) => !records.has(recordKey))) {
+          for (const record of (await readBackPage(key)).values()) if (wanted.has(record.key)) mergeRecord(records, record);
+        }
+        for (const recordKey of wanted) body += records.get(recordKey)?.line ?? '';
+      }
+      entries.push([key, encoder.encode(body)]);
+    });
+    const completed = completing.map(([key]) => key);
     const maxPayload = this.nc.info?.max_payload ?? Number.POSITIVE_INFINITY;
     for (const [key, value] of entries) {
       if (value.byteLength > maxPayload - 1_024) {
@@ -426,15 +476,8 @@ export class KvAccountStateStore implements AccountStateStore {
   }
 
   private async recordsOfPage(accountId: string, scope: PageScope): Promise<Map<string, PageRecord>> {
-    const shard = this.options.shardOf(accountId);
-    const { kv, layout } = await this.bucket(shard);
-    const key = pageKey(scope, pageOfAccount(accountId, layout.pagesPerShard));
-    // The writer of the shard in this process holds the page as it wrote it: no read back, as long
-    // as nobody else wrote the shard since (the position is still the one it wrote).
-    const writer = this.writerCaches.get(shard);
-    const cached = writer?.pages.get(key);
-    if (writer && cached && (await this.flushedPosition(shard)) === writer.writtenPosition) return cached.records;
-    return this.readPage(kv, key);
+    const { kv, layout } = await this.bucket(this.options.shardOf(accountId));
+    return this.readPage(kv, pageKey(scope, pageOfAccount(accountId, layout.pagesPerShard)));
   }
 
   /** Adds months to the bucket's list of months with pages (compare-and-set: concurrent writers add, never remove). */
