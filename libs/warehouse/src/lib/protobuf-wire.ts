@@ -176,6 +176,15 @@ export class TsvBuffer {
     this.length = at;
   }
 
+  /** Appends again bytes [from, from + count) written before (positions stay the same when it grows). */
+  repeat(from: number, count: number): void {
+    this.ensure(count);
+    const bytes = this.bytes;
+    let at = this.length;
+    for (let i = from; i < from + count; i++) bytes[at++] = bytes[i];
+    this.length = at;
+  }
+
   /** Appends lines (JavaScript strings, each then '\n') as UTF-8 and gives them as a view. */
   lines(lines: readonly string[]): Buffer {
     const start = this.length;

@@ -57,6 +57,9 @@ const classNames: string[] = Array.from({ length: 16 }, (_unused, n) => vehicleC
 /** The rows when the caller gives no buffer (then copied out), and the message's row tail. */
 const scratch = new TsvBuffer();
 const tail = new TsvBuffer(256);
+/** Where the string fields of the record being read are (by field number); reset per record. */
+const stringStart = new Int32Array(TX_STRING_FIELDS + 1);
+const stringEnd = new Int32Array(TX_STRING_FIELDS + 1);
 
 /**
  * TabSeparated rows of `transactions` (column order of `transactionColumns`) from one TOLL_TX message,
@@ -103,8 +106,10 @@ function readRows(data: Uint8Array, streamSequence: number, out: TsvBuffer): { r
   tail.field(data, batchStart, batchEnd);
   tail.byte(NEWLINE);
 
-  const stringStart = new Int32Array(TX_STRING_FIELDS + 1);
-  const stringEnd = new Int32Array(TX_STRING_FIELDS + 1);
+  // The ingestor gives all records of a message one ingested_at: its text is written once and copied.
+  let ingestedTextMs = Number.NaN;
+  let ingestedTextAt = 0;
+  let ingestedTextLength = 0;
   let oldest = Number.NaN;
   let rowCount = 0;
   cursor.pos = 0;
@@ -185,7 +190,14 @@ function readRows(data: Uint8Array, streamSequence: number, out: TsvBuffer): { r
     out.byte(TAB);
     out.unixSeconds(occurredAtMs);
     out.byte(TAB);
-    out.unixSeconds(ingestedAtMs);
+    if (ingestedAtMs === ingestedTextMs) {
+      out.repeat(ingestedTextAt, ingestedTextLength);
+    } else {
+      ingestedTextMs = ingestedAtMs;
+      ingestedTextAt = out.length;
+      out.unixSeconds(ingestedAtMs);
+      ingestedTextLength = out.length - ingestedTextAt;
+    }
     out.byte(TAB);
     out.integer(partition);
     out.append(tail);
