@@ -11,11 +11,13 @@ export { openWarehouse, redactUrl, type OpenWarehouseOptions, type WarehouseConn
 export {
   insertBody,
   insertLines,
+  joinBodies,
   WarehouseInsertError,
   type InsertFormat,
   type InsertSettings,
   type RawBodyInserter,
 } from './lib/insert';
+export { TsvBuffer } from './lib/protobuf-wire';
 export { transactionTsv, type TransactionTsv } from './lib/transaction-tsv';
 export { spendWindowTsv, type SpendWindowTsv } from './lib/spend-window-tsv';
 export {

@@ -25,6 +25,24 @@ export type RawBodyInserter = (request: {
   settings: InsertSettings;
 }) => Promise<void>;
 
+/**
+ * One insert body from parts in order: when they already lie side by side in one ArrayBuffer (the
+ * loader writes a batch's rows into one buffer, transaction-tsv.ts), a view spanning them, no copy;
+ * otherwise a copy (`Buffer.concat`). Either way the bytes are the parts' bytes in order.
+ */
+export function joinBodies(parts: readonly Buffer[]): Buffer {
+  const [first] = parts;
+  if (first === undefined) return Buffer.alloc(0);
+  if (parts.length === 1) return first;
+  let total = 0;
+  let adjacent = true;
+  for (const part of parts) {
+    if (part.buffer !== first.buffer || part.byteOffset !== first.byteOffset + total) adjacent = false;
+    total += part.length;
+  }
+  return adjacent ? Buffer.from(first.buffer, first.byteOffset, total) : Buffer.concat(parts, total);
+}
+
 /** An insert the engine refused or failed, with ClickHouse's error type (e.g. CANNOT_PARSE_TEXT) when known. */
 export class WarehouseInsertError extends Error {
   readonly type?: string;

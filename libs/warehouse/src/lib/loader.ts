@@ -12,7 +12,8 @@ import {
 } from '@nats-io/jetstream';
 import { Alert, CustomerSpendBatch, RECORD_KIND_HEADER, StationTrafficBatch, Streams, Subjects, TransactionBatch } from '@tollstream/contracts';
 import { originalMsgIdOf, type DeadLetterPublisher } from '@tollstream/messaging';
-import { insertBody, type InsertFormat, type RawBodyInserter } from './insert';
+import { insertBody, joinBodies, type InsertFormat, type RawBodyInserter } from './insert';
+import { TsvBuffer } from './protobuf-wire';
 import {
   alertColumns,
   alertRow,
@@ -100,7 +101,7 @@ interface DecodedMessage {
   rows: Partial<Record<WarehouseTable, string[]>>;
   /**
    * Rows as TabSeparated, each ending with '\n', per table: transactions, and spend windows from the
-   * fast path (spend-window-tsv.ts).
+   * fast path (spend-window-tsv.ts). Normally a view of the batch's body buffer (see BatchBodies).
    */
   tsv: Partial<Record<WarehouseTable, Buffer>>;
   /** All of a message's rows are in one table. */
@@ -115,7 +116,8 @@ interface StreamSpec {
   filterSubject: string;
   durableSuffix: string;
   tables: readonly WarehouseTable[];
-  decode(msg: JsMsg): Promise<DecodedMessage | undefined>;
+  /** `body()`: the buffer of the batch being filled, where TabSeparated rows are written (one table per stream). */
+  decode(msg: JsMsg, body: () => TsvBuffer): Promise<DecodedMessage | undefined>;
 }
 
 /** A ClickHouse string literal. */
@@ -126,6 +128,28 @@ function sqlString(text: string): string {
 /** Lines as one body, each line ending with '\n' (the form of transaction-tsv.ts). */
 function linesBody(lines: readonly string[]): Buffer {
   return Buffer.from(lines.length === 0 ? '' : `${lines.join('\n')}\n`);
+}
+
+/**
+ * The TabSeparated rows of the batch being filled, written straight into one Buffer that becomes the
+ * insert body: each message's rows are a view of it (no copy per message), and `joinBodies` gives the
+ * whole batch as one view (no copy per batch) unless a message was dropped or rebuilt in between (the
+ * already-loaded check; then a copy, as before). A new Buffer per batch, sized by the previous batch:
+ * the insert in flight keeps its own, and no byte of it is ever written again.
+ */
+class BatchBodies {
+  private current?: TsvBuffer;
+  private nextBytes = 1 << 16;
+
+  /** The buffer of the batch being filled (created on first use). */
+  readonly body = (): TsvBuffer => (this.current ??= new TsvBuffer(this.nextBytes));
+
+  /** The batch was cut: the next one gets a new buffer, 1.25x the size of this one (grown if needed). */
+  cut(): void {
+    if (!this.current) return;
+    this.nextBytes = Math.max(1 << 16, Math.ceil(this.current.length * 1.25));
+    this.current = undefined;
+  }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -285,9 +309,9 @@ export class WarehouseLoader {
         filterSubject: Subjects.transactionsAll,
         durableSuffix: 'tx',
         tables: ['transactions'],
-        decode: async (msg) => {
+        decode: async (msg, body) => {
           // The common case straight from the bytes; anything else through the generated decoder.
-          const fast = transactionTsv(msg.data, msg.seq);
+          const fast = transactionTsv(msg.data, msg.seq, body());
           if (fast) return { msg, rows: {}, tsv: { transactions: fast.body }, rowCount: fast.rowCount, oldestIngestedAtMs: fast.oldestIngestedAtMs };
           let batch: TransactionBatch;
           try {
@@ -303,7 +327,7 @@ export class WarehouseLoader {
           return {
             msg,
             rows: {},
-            tsv: { transactions: linesBody(mapped.lines) },
+            tsv: { transactions: body().lines(mapped.lines) },
             rowCount: mapped.lines.length,
             oldestIngestedAtMs: mapped.oldestIngestedAtMs,
           };
@@ -315,7 +339,7 @@ export class WarehouseLoader {
         filterSubject: Subjects.aggregatesAll,
         durableSuffix: 'agg',
         tables: ['spend_windows', 'traffic_windows'],
-        decode: async (msg) => {
+        decode: async (msg, body) => {
           const kind = /^tolls\.agg\.(spend|traffic|late)\./.exec(msg.subject)?.[1];
           // Too-late transactions are already in TOLL_TX (and so in `transactions`).
           if (kind === 'late') return undefined;
@@ -325,7 +349,7 @@ export class WarehouseLoader {
           try {
             if (kind === 'spend') {
               // About one spend window per transaction: the common case straight from the bytes.
-              const fast = spendWindowTsv(msg.data, msg.seq);
+              const fast = spendWindowTsv(msg.data, msg.seq, body());
               if (fast) return { msg, rows: {}, tsv: { spend_windows: fast.body }, rowCount: fast.rowCount };
               const rows = spendWindowRows(CustomerSpendBatch.decode(msg.data), msg.seq);
               return { msg, rows: { spend_windows: rows }, tsv: {}, rowCount: rows.length };
@@ -376,6 +400,7 @@ class StreamPipeline {
   private readonly held = new Map<number, DecodedMessage>();
   private pendingRows = 0;
   private pendingSince = 0;
+  private readonly bodies = new BatchBodies();
   private insertRunning?: Promise<void>;
   private timer?: NodeJS.Timeout;
   private done: Promise<void> = Promise.resolve();
@@ -427,7 +452,7 @@ class StreamPipeline {
       }
       let decoded: DecodedMessage | undefined;
       try {
-        decoded = await this.spec.decode(msg);
+        decoded = await this.spec.decode(msg, this.bodies.body);
       } catch (error) {
         // Dead-letter publishing failed (broker trouble): let the message come again.
         this.options.observer?.error?.(this.spec.name, error);
@@ -457,6 +482,7 @@ class StreamPipeline {
     const batch = this.pending;
     this.pending = [];
     this.pendingRows = 0;
+    this.bodies.cut();
     const running: Promise<void> = this.load(batch).finally(() => {
       if (this.insertRunning === running) this.insertRunning = undefined;
     });
@@ -523,7 +549,7 @@ class StreamPipeline {
     if (rowCount === 0) return;
     // Deterministic for the same messages: a re-insert after a crash is dropped by the engine.
     const token = `${this.durable}:${table}:${first}-${last}:${rowCount}`;
-    const body = format === 'TabSeparated' ? Buffer.concat(bodies) : lines.join('\n');
+    const body = format === 'TabSeparated' ? joinBodies(bodies) : lines.join('\n');
     const started = performance.now();
     await insertBody(this.options.client, this.database, table, columnsOf[table], body, token, format, this.options.rawInsert);
     this.options.observer?.inserted?.(table, rowCount, (performance.now() - started) / 1000);

@@ -12,11 +12,16 @@ import { isUtf8 } from 'node:buffer';
 class NotHandled extends Error {}
 export const notHandled = new NotHandled('not handled by the fast path');
 
-/** Runs a fast path: its result, or undefined when it declined the input. */
-export function fastPath<T>(read: () => T): T | undefined {
+/**
+ * Runs a fast path that writes into `out`: its result, or undefined when it declined the input. On
+ * any exception the bytes it wrote are taken back, so that `out` holds only whole messages' rows.
+ */
+export function fastPath<T>(out: TsvBuffer, read: () => T): T | undefined {
+  const start = out.length;
   try {
     return read();
   } catch (error) {
+    out.length = start;
     if (error instanceof NotHandled || error instanceof RangeError) return undefined;
     throw error;
   }
@@ -133,43 +138,62 @@ export function timestampMs(cursor: Cursor, end: number): number {
 }
 
 /**
- * TabSeparated text written into one growable Buffer, reused across calls (`take` copies the
- * result out). One per fast path module; the fast paths are synchronous, so nothing interleaves.
+ * TabSeparated text written into one growable Buffer. The loader writes all rows of a batch into one
+ * (`view` gives a message's rows without copying them, and the batch's body is the span of those views:
+ * `joinBodies`); the fast paths also keep a small one for a message's row tail and one for callers
+ * that want a copy of their own (both reset per message). In a batch's Buffer, bytes once written are
+ * never changed: `ensure` moves on to a larger Buffer (earlier views keep the old one) and a declined
+ * message's bytes are taken back by setting `length` back (no view covers them).
  */
 export class TsvBuffer {
-  bytes = Buffer.allocUnsafe(1 << 20);
+  bytes: Buffer;
   /** Bytes written so far. */
   length = 0;
-  /** The message's row tail is bytes [0, tailEnd): written first, repeated after every row. */
-  private tailEnd = 0;
 
-  /** Starts a message: what is written until `endTail` ends every row of it. */
-  startTail(): void {
+  constructor(initialBytes = 1 << 20) {
+    this.bytes = Buffer.allocUnsafe(Math.max(16, initialBytes));
+  }
+
+  /** Bytes [start, length) without a copy (valid for good: written bytes are not changed). */
+  view(start: number): Buffer {
+    return this.bytes.subarray(start, this.length);
+  }
+
+  /** Starts over (a per-message scratch buffer), giving back a Buffer grown past 16 MiB. */
+  reset(): void {
     this.length = 0;
-    this.tailEnd = 0;
+    if (this.bytes.length > 1 << 24) this.bytes = Buffer.allocUnsafe(1 << 20);
   }
 
-  endTail(): void {
-    this.tailEnd = this.length;
-  }
-
-  /** Ends a row with the message's tail. */
-  appendTail(): void {
-    const end = this.tailEnd;
-    this.ensure(end);
+  /** Appends what `other` holds (a message's row tail: a few dozen bytes, where a loop beats a native copy). */
+  append(other: TsvBuffer): void {
+    const count = other.length;
+    this.ensure(count);
+    const from = other.bytes;
     const bytes = this.bytes;
     let at = this.length;
-    for (let i = 0; i < end; i++) bytes[at++] = bytes[i];
+    for (let i = 0; i < count; i++) bytes[at++] = from[i];
     this.length = at;
   }
 
-  /** A copy of the rows written (after the tail); starts over (and gives back a buffer grown past 16 MiB). */
-  takeRows(): Buffer {
-    const result = Buffer.from(this.bytes.subarray(this.tailEnd, this.length));
-    this.length = 0;
-    this.tailEnd = 0;
-    if (this.bytes.length > 1 << 24) this.bytes = Buffer.allocUnsafe(1 << 20);
-    return result;
+  /** Appends again bytes [from, from + count) written before (positions stay the same when it grows). */
+  repeat(from: number, count: number): void {
+    this.ensure(count);
+    const bytes = this.bytes;
+    let at = this.length;
+    for (let i = from; i < from + count; i++) bytes[at++] = bytes[i];
+    this.length = at;
+  }
+
+  /** Appends lines (JavaScript strings, each then '\n') as UTF-8 and gives them as a view. */
+  lines(lines: readonly string[]): Buffer {
+    const start = this.length;
+    for (const line of lines) {
+      this.ensure(Buffer.byteLength(line) + 1);
+      this.length += this.bytes.write(line, this.length);
+      this.bytes[this.length++] = NEWLINE;
+    }
+    return this.view(start);
   }
 
   ensure(more: number): void {
@@ -200,7 +224,8 @@ export class TsvBuffer {
     for (let i = start; i < end; i++) {
       const value = data[i];
       high |= value;
-      if (value === BACKSLASH || value === TAB || value === NEWLINE || value === 0x0d || value === 0) {
+      // Everything to escape but the backslash is below 14: one comparison for most bytes.
+      if (value < 14 ? value === TAB || value === NEWLINE || value === 0x0d || value === 0 : value === BACKSLASH) {
         bytes[at++] = BACKSLASH;
         bytes[at++] = value === BACKSLASH ? BACKSLASH : value === TAB ? 0x74 : value === NEWLINE ? 0x6e : value === 0x0d ? 0x72 : 0x30;
       } else {

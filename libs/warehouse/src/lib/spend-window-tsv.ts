@@ -71,14 +71,24 @@ const NO_TIME = -1;
  */
 const UNIX_SECONDS_END_MS = 1e13;
 
-const out = new TsvBuffer();
+/** The rows when the caller gives no buffer (then copied out), and the message's row tail. */
+const scratch = new TsvBuffer();
+const tail = new TsvBuffer(256);
 
 /**
  * TabSeparated rows of `spend_windows` (column order of `spendWindowColumns`) from one
  * tolls.agg.spend.<shard> message, or undefined when the generated decoder's path must handle it.
+ * With `into` (the loader: one buffer per batch), the rows are appended to it and `body` is a view of
+ * them, no copy; a declined message leaves `into` as it was. Without, `body` is a Buffer of its own.
  */
-export function spendWindowTsv(data: Uint8Array, streamSequence: number): SpendWindowTsv | undefined {
-  return fastPath(() => read(data, streamSequence));
+export function spendWindowTsv(data: Uint8Array, streamSequence: number, into?: TsvBuffer): SpendWindowTsv | undefined {
+  const out = into ?? scratch;
+  const start = out.length;
+  const rowCount = fastPath(out, () => readRows(data, streamSequence, out));
+  if (rowCount === undefined) return undefined;
+  const body = into ? out.view(start) : Buffer.from(out.view(start));
+  if (!into) scratch.reset();
+  return { body, rowCount };
 }
 
 /**
@@ -107,13 +117,14 @@ function checkLateTransaction(cursor: Cursor, end: number): void {
 }
 
 /** timestampText of the instant, for the ones the fast path takes. */
-function writeTimestamp(ms: number): void {
+function writeTimestamp(out: TsvBuffer, ms: number): void {
   if (ms === NO_TIME || ms === 0) out.ascii(EPOCH_TEXT);
   else if (ms >= 1e12 && ms < UNIX_SECONDS_END_MS) out.unixSeconds(ms);
   else throw notHandled; // as "YYYY-MM-DD hh:mm:ss.sss" or an invalid Date: the decoder path's case
 }
 
-function read(data: Uint8Array, streamSequence: number): SpendWindowTsv {
+/** Appends the rows to `out`; their number. */
+function readRows(data: Uint8Array, streamSequence: number, out: TsvBuffer): number {
   const cursor: Cursor = { data, pos: 0 };
   const len = data.length;
   // First pass: batch_id and input_sequence (the last occurrence wins, as in the decoder) and the
@@ -149,18 +160,17 @@ function read(data: Uint8Array, streamSequence: number): SpendWindowTsv {
       skip(cursor, wireType, len);
     }
   }
-  out.startTail();
-  if (windows === 0) return { body: Buffer.alloc(0), rowCount: 0 };
-  // Per-message tail of every row, "\t<batch_id>\t<input_sequence>\t<stream_sequence>\n", written
-  // first and repeated after each row (the body is what follows it).
-  out.byte(TAB);
-  out.field(data, batchStart, batchEnd);
-  out.byte(TAB);
-  out.integer(inputSequence);
-  out.byte(TAB);
-  out.integer(streamSequence);
-  out.byte(NEWLINE);
-  out.endTail();
+  if (windows === 0) return 0;
+  // Per-message tail of every row, "\t<batch_id>\t<input_sequence>\t<stream_sequence>\n", appended
+  // after each row.
+  tail.reset();
+  tail.byte(TAB);
+  tail.field(data, batchStart, batchEnd);
+  tail.byte(TAB);
+  tail.integer(inputSequence);
+  tail.byte(TAB);
+  tail.integer(streamSequence);
+  tail.byte(NEWLINE);
 
   let rowCount = 0;
   cursor.pos = 0;
@@ -221,9 +231,9 @@ function read(data: Uint8Array, streamSequence: number): SpendWindowTsv {
     out.byte(TAB);
     out.field(data, currencyStart, currencyEnd);
     out.byte(TAB);
-    writeTimestamp(startMs);
+    writeTimestamp(out, startMs);
     out.byte(TAB);
-    writeTimestamp(endMs);
+    writeTimestamp(out, endMs);
     out.byte(TAB);
     out.integer(sourcePartition);
     out.byte(TAB);
@@ -235,9 +245,9 @@ function read(data: Uint8Array, streamSequence: number): SpendWindowTsv {
     out.byte(TAB);
     out.integer(transactionCount);
     out.byte(TAB);
-    writeTimestamp(lastOccurredMs);
-    out.appendTail();
+    writeTimestamp(out, lastOccurredMs);
+    out.append(tail);
     rowCount++;
   }
-  return { body: out.takeRows(), rowCount };
+  return rowCount;
 }

@@ -54,17 +54,30 @@ const TX_OCCURRED_AT = 10;
 
 const classNames: string[] = Array.from({ length: 16 }, (_unused, n) => vehicleClassName(n));
 
-const out = new TsvBuffer();
+/** The rows when the caller gives no buffer (then copied out), and the message's row tail. */
+const scratch = new TsvBuffer();
+const tail = new TsvBuffer(256);
+/** Where the string fields of the record being read are (by field number); reset per record. */
+const stringStart = new Int32Array(TX_STRING_FIELDS + 1);
+const stringEnd = new Int32Array(TX_STRING_FIELDS + 1);
 
 /**
  * TabSeparated rows of `transactions` (column order of `transactionColumns`) from one TOLL_TX message,
- * or undefined when the generated decoder's path must handle it (see above).
+ * or undefined when the generated decoder's path must handle it (see above). With `into` (the loader:
+ * one buffer per batch), the rows are appended to it and `body` is a view of them, no copy; a
+ * declined message leaves `into` as it was. Without, `body` is a Buffer of its own.
  */
-export function transactionTsv(data: Uint8Array, streamSequence: number): TransactionTsv | undefined {
-  return fastPath(() => read(data, streamSequence));
+export function transactionTsv(data: Uint8Array, streamSequence: number, into?: TsvBuffer): TransactionTsv | undefined {
+  const out = into ?? scratch;
+  const start = out.length;
+  const read = fastPath(out, () => readRows(data, streamSequence, out));
+  if (!read) return undefined;
+  const body = into ? out.view(start) : Buffer.from(out.view(start));
+  if (!into) scratch.reset();
+  return { body, rowCount: read.rowCount, oldestIngestedAtMs: read.oldestIngestedAtMs };
 }
 
-function read(data: Uint8Array, streamSequence: number): TransactionTsv {
+function readRows(data: Uint8Array, streamSequence: number, out: TsvBuffer): { rowCount: number; oldestIngestedAtMs: number } {
   const cursor: Cursor = { data, pos: 0 };
   const len = data.length;
   // First pass: batch_id (it may come after the records); the last occurrence wins, as in the decoder.
@@ -84,19 +97,19 @@ function read(data: Uint8Array, streamSequence: number): TransactionTsv {
       skip(cursor, wireType, len);
     }
   }
-  out.startTail();
-  if (records === 0) return { body: Buffer.alloc(0), rowCount: 0, oldestIngestedAtMs: Number.NaN };
-  // Per-message tail of every row, "\t<stream_sequence>\t<batch_id>\n", written first and repeated
-  // after each row (the body is what follows it).
-  out.byte(TAB);
-  out.integer(streamSequence);
-  out.byte(TAB);
-  out.field(data, batchStart, batchEnd);
-  out.byte(NEWLINE);
-  out.endTail();
+  if (records === 0) return { rowCount: 0, oldestIngestedAtMs: Number.NaN };
+  // Per-message tail of every row, "\t<stream_sequence>\t<batch_id>\n", appended after each row.
+  tail.reset();
+  tail.byte(TAB);
+  tail.integer(streamSequence);
+  tail.byte(TAB);
+  tail.field(data, batchStart, batchEnd);
+  tail.byte(NEWLINE);
 
-  const stringStart = new Int32Array(TX_STRING_FIELDS + 1);
-  const stringEnd = new Int32Array(TX_STRING_FIELDS + 1);
+  // The ingestor gives all records of a message one ingested_at: its text is written once and copied.
+  let ingestedTextMs = Number.NaN;
+  let ingestedTextAt = 0;
+  let ingestedTextLength = 0;
   let oldest = Number.NaN;
   let rowCount = 0;
   cursor.pos = 0;
@@ -118,8 +131,10 @@ function read(data: Uint8Array, streamSequence: number): TransactionTsv {
         if (hasTransaction) throw notHandled;
         hasTransaction = true;
         const txEnd = delimitedEnd(cursor, recordEnd);
-        stringStart.fill(0);
-        stringEnd.fill(0);
+        for (let f = 1; f <= TX_STRING_FIELDS; f++) {
+          stringStart[f] = 0;
+          stringEnd[f] = 0;
+        }
         while (cursor.pos < txEnd) {
           const txTag = tag(cursor, txEnd);
           const txField = txTag >>> 3;
@@ -175,11 +190,18 @@ function read(data: Uint8Array, streamSequence: number): TransactionTsv {
     out.byte(TAB);
     out.unixSeconds(occurredAtMs);
     out.byte(TAB);
-    out.unixSeconds(ingestedAtMs);
+    if (ingestedAtMs === ingestedTextMs) {
+      out.repeat(ingestedTextAt, ingestedTextLength);
+    } else {
+      ingestedTextMs = ingestedAtMs;
+      ingestedTextAt = out.length;
+      out.unixSeconds(ingestedAtMs);
+      ingestedTextLength = out.length - ingestedTextAt;
+    }
     out.byte(TAB);
     out.integer(partition);
-    out.appendTail();
+    out.append(tail);
     rowCount++;
   }
-  return { body: out.takeRows(), rowCount, oldestIngestedAtMs: oldest };
+  return { rowCount, oldestIngestedAtMs: oldest };
 }
