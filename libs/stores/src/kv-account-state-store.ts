@@ -20,7 +20,7 @@ export interface KvAccountStateStoreOptions {
   previousLayoutBucket?: string;
   /** Pages per shard of a new bucket (stored in the bucket: an existing bucket keeps its own; default 512). */
   pagesPerShard?: number;
-  /** A page gets a complete entry again after at most this many entries of changes (default 24, at most 40). */
+  /** A page gets a complete entry again after at most this many entries of changes (default 40, at most 40: 24 of the 64 revisions kept per page stay for a late former owner). */
   compactAfterChanges?: number;
   /** Stream replicas: 1 locally, 3 on a cluster. */
   replicas?: number;
@@ -67,6 +67,8 @@ interface WriterCache {
 const encoder = new TextEncoder();
 /** A page not written by this many writes of its shard is dropped from the writer's memory. */
 const IDLE_PAGE_WRITES = 300;
+/** Longest run of a write's encoding before it lets the writer's other work in. */
+const SLICE_MS = 5;
 const decoder = new TextDecoder();
 /** Revisions of a page the bucket keeps: a complete one is always among them (see compactAfterChanges). */
 const PAGE_HISTORY = 64;
@@ -147,7 +149,7 @@ export class KvAccountStateStore implements AccountStateStore {
     this.legacyBucket = options.legacyBucket ?? 'billing-accounts';
     this.previousLayoutBucket = options.previousLayoutBucket ?? 'billing-state';
     this.maxWritesInFlight = Math.max(1, options.maxWritesInFlight ?? 64);
-    this.compactAfterChanges = Math.min(MAX_COMPACT_AFTER_CHANGES, Math.max(1, options.compactAfterChanges ?? 24));
+    this.compactAfterChanges = Math.min(MAX_COMPACT_AFTER_CHANGES, Math.max(1, options.compactAfterChanges ?? 40));
   }
 
   static async open(nc: NatsConnection, options: KvAccountStateStoreOptions): Promise<KvAccountStateStore> {
@@ -268,8 +270,14 @@ export class KvAccountStateStore implements AccountStateStore {
       }
     };
     const months = new Set<MonthKey>();
-    for (const account of changes.accounts) add('accounts', account.accountId, accountLine(account));
+    // The writer (billing) applies its input on the same thread: encode in slices, never for long at once.
+    const slice = new Slicer();
+    for (const account of changes.accounts) {
+      add('accounts', account.accountId, accountLine(account));
+      await slice.yieldSometimes();
+    }
     for (const month of changes.months) {
+      await slice.yieldSometimes();
       if (!MONTH_PATTERN.test(month.month)) throw new Error(`month of ${month.accountId} must be YYYY-MM, not ${JSON.stringify(month.month)}`);
       months.add(month.month);
       add(month.month, month.accountId, monthLine(month));
@@ -317,7 +325,8 @@ export class KvAccountStateStore implements AccountStateStore {
     // A complete entry from the source's records as they are now (at least as new as the changes),
     // encoded straight into the page; a record the source lacks from the changes or, failing
     // those, from what is read back.
-    await forEachLimited(completing, this.maxWritesInFlight, async ([key, lines]) => {
+    for (const [key, lines] of completing) {
+      await slice.yieldSometimes();
       const cached = writer.pages.get(key) as CachedPage;
       const scope = key.slice('page.'.length, key.lastIndexOf('.'));
       const { source } = changes;
@@ -345,7 +354,7 @@ export class KvAccountStateStore implements AccountStateStore {
         for (const recordKey of wanted) body += records.get(recordKey)?.line ?? '';
       }
       entries.push([key, encoder.encode(body)]);
-    });
+    }
     const completed = completing.map(([key]) => key);
     const maxPayload = this.nc.info?.max_payload ?? Number.POSITIVE_INFINITY;
     for (const [key, value] of entries) {
@@ -557,6 +566,17 @@ function pageBody(records: Iterable<PageRecord>): Uint8Array {
   let body = '';
   for (const record of records) body += record.line;
   return encoder.encode(body);
+}
+
+/** Hands the thread back (setImmediate) when it has run for more than a few milliseconds since the last time. */
+class Slicer {
+  private since = performance.now();
+
+  async yieldSometimes(): Promise<void> {
+    if (performance.now() - this.since < SLICE_MS) return;
+    await new Promise((resolve) => setImmediate(resolve));
+    this.since = performance.now();
+  }
 }
 
 /** Runs `task` for every item, at most `limit` at once; the first failure is thrown once all started ones ended. */
