@@ -158,6 +158,29 @@ describe('KvAccountStateStore bulk write (real nats-server)', () => {
     expect((await store.readMonth('b', '2026-12'))?.totalMinor).toBe(30);
   });
 
+  it("gives a page that stopped changing (a month that is over) a complete latest entry: its reads are one get, not its history", async () => {
+    const store = await KvAccountStateStore.open(connection as NatsConnection, { bucket: 'settling', shardOf: () => 9, pagesPerShard: 1, compactAfterChanges: 40, settleIdlePagesAfterWrites: 3 });
+    const state = writerState();
+    let position = 0;
+    // November changes a few times (entries of changes only), then only December changes.
+    for (let i = 0; i < 4; i++) await store.write(9, ++position, state.change({ ...monthOf(`nov-${i}`, 100 + i, position + 1), month: '2026-11', position: position }));
+    const source: AccountStateSource = {
+      account: () => undefined,
+      month: (accountId, month) => (month === '2026-11' && accountId.startsWith('nov-') ? { ...monthOf(accountId, 100 + Number(accountId.slice(4)), 1), month } : undefined),
+    };
+    for (let i = 0; i < 5; i++) {
+      position++;
+      await store.write(9, position, { accounts: [], months: [monthOf(`dec-${i}`, i, position)], source });
+    }
+    const reads = store.historyReads;
+    expect((await store.readMonth('nov-2', '2026-11'))?.totalMinor).toBe(102);
+    expect((await store.listMonths('nov-3', { beforeMonth: '2026-12', limit: 3 })).map((m) => m.month)).toEqual(['2026-11']);
+    expect(store.historyReads).toBe(reads);
+    // December, changed at the last write, is read from its history.
+    expect((await store.readMonth('dec-4', '2026-12'))?.totalMinor).toBe(4);
+    expect(store.historyReads).toBe(reads + 1);
+  });
+
   it('keeps the page count a bucket was laid out with, whatever a later process is configured with', async () => {
     const first = await KvAccountStateStore.open(connection as NatsConnection, { bucket: 'layout', shardOf: () => 0, pagesPerShard: 4 });
     await first.write(0, 1, { accounts: [], months: Array.from({ length: 100 }, (_, i) => monthOf(`acct-${i}`, i, 1)) });

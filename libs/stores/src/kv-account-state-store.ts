@@ -22,6 +22,11 @@ export interface KvAccountStateStoreOptions {
   pagesPerShard?: number;
   /** A page gets a complete entry again after at most this many entries of changes (default 40, at most 40: 24 of the 64 revisions kept per page stay for a late former owner). */
   compactAfterChanges?: number;
+  /**
+   * A page with changes since its last complete entry that is then not written for this many writes
+   * of its shard (a month that is over) gets a complete entry, so that reads of it need one get (default 60).
+   */
+  settleIdlePagesAfterWrites?: number;
   /** Stream replicas: 1 locally, 3 on a cluster. */
   replicas?: number;
   /** Puts awaiting their acknowledgement at once when a write falls back to acknowledged puts, and pages compacted at once (default 64). */
@@ -67,6 +72,8 @@ interface WriterCache {
 const encoder = new TextEncoder();
 /** A page not written by this many writes of its shard is dropped from the writer's memory. */
 const IDLE_PAGE_WRITES = 300;
+/** First line of a complete entry: a read whose latest revision is one needs no other. */
+const COMPLETE_MARK = '#complete\n';
 /** Longest run of a write's encoding before it lets the writer's other work in. */
 const SLICE_MS = 5;
 const decoder = new TextDecoder();
@@ -138,6 +145,8 @@ export class KvAccountStateStore implements AccountStateStore {
   compactions = 0;
   /** Pages a writer had to read back from the bucket (for tests and logs). */
   pagesReadBack = 0;
+  /** Reads of a page's kept revisions (its latest was not complete; for tests and logs). */
+  historyReads = 0;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -316,6 +325,11 @@ export class KvAccountStateStore implements AccountStateStore {
     const due = (changes: number | undefined, page: number) => changes === undefined || changes >= Math.max(1, this.compactAfterChanges - (page % 8));
     const completing: Array<[key: string, lines: string[]]> = [];
     const entries: Array<[key: string, value: Uint8Array]> = [];
+    // Pages idle since changes of theirs: a complete entry now, so that their latest revision is one.
+    const settleAfter = this.options.settleIdlePagesAfterWrites ?? 60;
+    for (const [key, cached] of writer.pages) {
+      if (!changedPages.has(key) && (cached.changesSinceComplete ?? 0) > 0 && writer.writes - cached.lastWrite >= settleAfter) completing.push([key, []]);
+    }
     for (const [key, { page, lines, accountIds }] of changedPages) {
       const cached = writer.pages.get(key) as CachedPage;
       for (const accountId of accountIds) cached.accountIds.add(accountId);
@@ -353,7 +367,7 @@ export class KvAccountStateStore implements AccountStateStore {
         }
         for (const recordKey of wanted) body += records.get(recordKey)?.line ?? '';
       }
-      entries.push([key, encoder.encode(body)]);
+      entries.push([key, encoder.encode(COMPLETE_MARK + body)]);
     }
     const completed = completing.map(([key]) => key);
     const maxPayload = this.nc.info?.max_payload ?? Number.POSITIVE_INFINITY;
@@ -517,11 +531,15 @@ export class KvAccountStateStore implements AccountStateStore {
   /** A page as its kept revisions fold: for every record the copy of the highest position (the later revision on a tie). */
   private async readPage(kv: KV, key: string): Promise<Map<string, PageRecord>> {
     const records = new Map<string, PageRecord>();
+    // The latest revision alone when it is complete (a page that settled); else the kept revisions.
+    const latest = await kv.get(key);
+    if (latest?.operation === 'PUT' && latest.string().startsWith(COMPLETE_MARK)) {
+      foldEntry(records, latest.string(), key);
+      return records;
+    }
+    this.historyReads++;
     for await (const entry of await kv.history({ key })) {
-      if (entry.operation !== 'PUT') continue;
-      for (const line of decoder.decode(entry.value).split('\n')) {
-        if (line.length > 0) mergeRecord(records, parsePageRecord(`${line}\n`, entry.key));
-      }
+      if (entry.operation === 'PUT') foldEntry(records, decoder.decode(entry.value), key);
     }
     return records;
   }
@@ -562,8 +580,14 @@ function mergeRecord(records: Map<string, PageRecord>, record: PageRecord): void
   if (!held || record.position >= held.position) records.set(record.key, record);
 }
 
+function foldEntry(records: Map<string, PageRecord>, text: string, where: string): void {
+  for (const line of text.split('\n')) {
+    if (line.length > 0 && !line.startsWith('#')) mergeRecord(records, parsePageRecord(`${line}\n`, where));
+  }
+}
+
 function pageBody(records: Iterable<PageRecord>): Uint8Array {
-  let body = '';
+  let body = COMPLETE_MARK;
   for (const record of records) body += record.line;
   return encoder.encode(body);
 }
