@@ -1,10 +1,10 @@
 import { DeliverPolicy, jetstream, JetStreamApiCodes, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Kvm, type KV } from '@nats-io/kv';
+import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { pageOfAccount } from '@tollstream/messaging';
 import type { ListMonthsOptions, MonthKey } from './account-spend-store';
 import { checkWrite, type AccountStateChanges, type AccountStateRecord, type AccountStateStore, type MonthTotalRecord } from './account-state-store';
-import { isRevisionConflict } from './kv-compare-and-set';
+import { isRevisionConflict, updateWithCompareAndSet } from './kv-compare-and-set';
 
 export interface KvAccountStateStoreOptions {
   /** Prefix of the read model's buckets, one per spend shard: `<prefix>-<shard>` (default billing-pages). */
@@ -42,8 +42,6 @@ interface PageLayout {
 /** One record of a page: an account (`a`) or an account month (`m`), with the position that decides which copy is newest. */
 interface PageRecord {
   key: string;
-  /** Set when known without parsing (records the writer encoded). */
-  accountId?: string;
   position: number;
   line: string;
 }
@@ -283,10 +281,12 @@ export class KvAccountStateStore implements AccountStateStore {
     const slice = new Slicer();
     for (const account of changes.accounts) {
       add('accounts', account.accountId, accountLine(account));
-      await slice.yieldSometimes();
+      const pause = slice.pauseIfDue();
+      if (pause) await pause;
     }
     for (const month of changes.months) {
-      await slice.yieldSometimes();
+      const pause = slice.pauseIfDue();
+      if (pause) await pause;
       if (!MONTH_PATTERN.test(month.month)) throw new Error(`month of ${month.accountId} must be YYYY-MM, not ${JSON.stringify(month.month)}`);
       months.add(month.month);
       add(month.month, month.accountId, monthLine(month));
@@ -317,7 +317,7 @@ export class KvAccountStateStore implements AccountStateStore {
       this.maxWritesInFlight,
       async (key) => {
         const accountIds = new Set<string>();
-        for (const record of (await readBackPage(key)).values()) accountIds.add(record.accountId ?? recordOf<{ accountId: string }>(record).accountId);
+        for (const record of (await readBackPage(key)).values()) accountIds.add(recordOf<{ accountId: string }>(record).accountId);
         writer.pages.set(key, { accountIds, changesSinceComplete: undefined, lastWrite: writer.writes });
       },
     );
@@ -340,7 +340,8 @@ export class KvAccountStateStore implements AccountStateStore {
     // encoded straight into the page; a record the source lacks from the changes or, failing
     // those, from what is read back.
     for (const [key, lines] of completing) {
-      await slice.yieldSometimes();
+      const pause = slice.pauseIfDue();
+      if (pause) await pause;
       const cached = writer.pages.get(key) as CachedPage;
       const scope = key.slice('page.'.length, key.lastIndexOf('.'));
       const { source } = changes;
@@ -436,19 +437,10 @@ export class KvAccountStateStore implements AccountStateStore {
   }
 
   private async raiseFlushedPosition(kv: KV, shard: number, position: number): Promise<void> {
-    for (let attempt = 0; attempt < 100; attempt++) {
-      const entry = await kv.get(POSITION_KEY);
+    await updateWithCompareAndSet(kv, POSITION_KEY, `shard ${shard}: raising the flushed position to ${position}`, (entry) => {
       const stored = entry?.operation === 'PUT' ? Number(entry.string()) : 0;
-      if (stored >= position) return;
-      try {
-        if (entry) await kv.update(POSITION_KEY, encoder.encode(String(position)), entry.revision);
-        else await kv.create(POSITION_KEY, encoder.encode(String(position)));
-        return;
-      } catch (error) {
-        if (!isRevisionConflict(error)) throw error;
-      }
-    }
-    throw new Error(`shard ${shard}: the flushed position could not be raised to ${position} (100 conflicting writers)`);
+      return { value: stored >= position ? undefined : encoder.encode(String(position)), result: undefined };
+    });
   }
 
   async flushedPosition(shard: number): Promise<number> {
@@ -470,7 +462,7 @@ export class KvAccountStateStore implements AccountStateStore {
 
   async listMonths(accountId: string, options: ListMonthsOptions): Promise<MonthTotalRecord[]> {
     const { kv } = await this.bucket(this.options.shardOf(accountId));
-    const candidates = (await readMonths(kv))
+    const candidates = monthsOf(await kv.get(MONTHS_KEY))
       .filter((month) => options.beforeMonth === undefined || month < options.beforeMonth)
       .sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
     const months: MonthTotalRecord[] = [];
@@ -504,28 +496,14 @@ export class KvAccountStateStore implements AccountStateStore {
   }
 
   /** Adds months to the bucket's list of months with pages (compare-and-set: concurrent writers add, never remove). */
-  private async recordMonths(kv: KV, shardKey: string, months: MonthKey[]): Promise<void> {
-    let known = this.knownMonthsOf(shardKey);
+  private async recordMonths(kv: KV, bucketName: string, months: MonthKey[]): Promise<void> {
+    const known = this.monthsByBucket.get(bucketName) ?? new Set<MonthKey>();
     if (months.every((month) => known.has(month))) return;
-    for (let attempt = 0; attempt < 100; attempt++) {
-      const entry = await kv.get(MONTHS_KEY);
-      const stored = entry?.operation === 'PUT' ? (JSON.parse(entry.string()) as MonthKey[]) : [];
-      known = new Set([...stored, ...known, ...months]);
-      const value = encoder.encode(JSON.stringify([...known].sort()));
-      try {
-        if (entry) await kv.update(MONTHS_KEY, value, entry.revision);
-        else await kv.create(MONTHS_KEY, value);
-        this.monthsByBucket.set(shardKey, known);
-        return;
-      } catch (error) {
-        if (!isRevisionConflict(error)) throw error;
-      }
-    }
-    throw new Error(`${shardKey}: the list of months could not be updated (100 conflicting writers)`);
-  }
-
-  private knownMonthsOf(bucket: string): Set<MonthKey> {
-    return this.monthsByBucket.get(bucket) ?? new Set();
+    const recorded = await updateWithCompareAndSet(kv, MONTHS_KEY, `${bucketName}: recording months ${months.join(', ')}`, (entry) => {
+      const all = new Set([...monthsOf(entry), ...known, ...months]);
+      return { value: encoder.encode(JSON.stringify([...all].sort())), result: all };
+    });
+    this.monthsByBucket.set(bucketName, recorded);
   }
 
   /** A page as its kept revisions fold: for every record the copy of the highest position (the later revision on a tie). */
@@ -533,8 +511,9 @@ export class KvAccountStateStore implements AccountStateStore {
     const records = new Map<string, PageRecord>();
     // The latest revision alone when it is complete (a page that settled); else the kept revisions.
     const latest = await kv.get(key);
-    if (latest?.operation === 'PUT' && latest.string().startsWith(COMPLETE_MARK)) {
-      foldEntry(records, latest.string(), key);
+    const latestText = latest?.operation === 'PUT' ? latest.string() : '';
+    if (latestText.startsWith(COMPLETE_MARK)) {
+      foldEntry(records, latestText, key);
       return records;
     }
     this.historyReads++;
@@ -545,8 +524,7 @@ export class KvAccountStateStore implements AccountStateStore {
   }
 }
 
-async function readMonths(kv: KV): Promise<MonthKey[]> {
-  const entry = await kv.get(MONTHS_KEY);
+function monthsOf(entry: KvEntry | null): MonthKey[] {
   return entry?.operation === 'PUT' ? (JSON.parse(entry.string()) as MonthKey[]) : [];
 }
 
@@ -592,14 +570,19 @@ function pageBody(records: Iterable<PageRecord>): Uint8Array {
   return encoder.encode(body);
 }
 
-/** Hands the thread back (setImmediate) when it has run for more than a few milliseconds since the last time. */
+/** Hands the thread back (setImmediate) once it has run for a few milliseconds since the last time. */
 class Slicer {
   private since = performance.now();
 
-  async yieldSometimes(): Promise<void> {
-    if (performance.now() - this.since < SLICE_MS) return;
-    await new Promise((resolve) => setImmediate(resolve));
-    this.since = performance.now();
+  /** A pause to await when the slice is used up; undefined (nothing to await, no promise made) otherwise. */
+  pauseIfDue(): Promise<void> | undefined {
+    if (performance.now() - this.since < SLICE_MS) return undefined;
+    return new Promise<void>((resolve) =>
+      setImmediate(() => {
+        this.since = performance.now();
+        resolve();
+      }),
+    );
   }
 }
 
