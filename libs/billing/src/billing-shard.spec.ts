@@ -214,6 +214,50 @@ describe('BillingShard (the state machine of one spend shard)', () => {
     );
   });
 
+  it('a live snapshot read while the shard goes on applying holds exactly the state of its position (copy on write)', () => {
+    const bytes = (frames: Iterable<{ kind: string; data: Uint8Array }>) => [...frames].map((frame) => `${frame.kind}:${Buffer.from(frame.data).toString()}`);
+    fc.assert(
+      fc.property(streamArbitrary, fc.nat(), fc.array(fc.nat(), { minLength: 1, maxLength: 6 }), ({ records }, snapshotAtSeed, stepsSeeds) => {
+        const snapshotAt = snapshotAtSeed % (records.length + 1);
+        const shard = new BillingShard(OPTIONS);
+        const reference = new BillingShard(OPTIONS);
+        for (let i = 0; i < snapshotAt; i++) {
+          applyRecord(shard, i + 1, records[i]);
+          applyRecord(reference, i + 1, records[i]);
+        }
+        // Accounts one to a frame, so that records are applied between the frames' encodings.
+        const expected = bytes(reference.snapshotFrames(1));
+        const live = shard.liveSnapshotFrames(1)[Symbol.iterator]();
+        const read: Array<{ kind: string; data: Uint8Array }> = [];
+        let next = snapshotAt;
+        let step = 0;
+        for (let frame = live.next(); !frame.done; frame = live.next()) {
+          read.push(frame.value);
+          const apply = stepsSeeds[step++ % stepsSeeds.length] % 4;
+          for (let k = 0; k < apply && next < records.length; k++, next++) applyRecord(shard, next + 1, records[next]);
+        }
+        expect(bytes(read)).toEqual(expected);
+        // And the shard itself went on exactly like an uninterrupted one.
+        for (let i = snapshotAt; i < next; i++) applyRecord(reference, i + 1, records[i]);
+        expect(bytes(shard.snapshotFrames(1))).toEqual(bytes(reference.snapshotFrames(1)));
+        const restored = BillingShard.restore(OPTIONS, read);
+        expect(restored.lastSequence).toBe(snapshotAt);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a live snapshot superseded by another fails instead of mixing positions', () => {
+    const shard = new BillingShard(OPTIONS);
+    shard.applyThresholdCommand(1, BASE_MS, { commandId: 'c1', accountId: 'acct-1', threshold: { amountMinor: 100, currency: 'USD' }, replySubject: '' }, new Uint8Array());
+    shard.applyThresholdCommand(2, BASE_MS, { commandId: 'c2', accountId: 'acct-2', threshold: { amountMinor: 100, currency: 'USD' }, replySubject: '' }, new Uint8Array());
+    const first = shard.liveSnapshotFrames(1)[Symbol.iterator]();
+    expect(first.next().value?.kind).toBe('header');
+    expect(first.next().value?.kind).toBe('accounts');
+    expect([...shard.liveSnapshotFrames(1)].map((frame) => frame.kind)).toEqual(['header', 'accounts', 'accounts']);
+    expect(() => first.next()).toThrow(/superseded/);
+  });
+
   it('raises exactly one alert per account, month and threshold version, and only when the total reaches the threshold', () => {
     fc.assert(
       fc.property(streamArbitrary, fc.integer({ min: 1, max: 1500 }), ({ records, totals }, amount) => {

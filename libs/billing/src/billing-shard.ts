@@ -119,6 +119,22 @@ const CURRENCY = /^[A-Z]{3}$/;
 const ACCOUNT_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
 const positionOf = (sequence: number, chunk: number): number => sequence * CHUNKS + chunk;
+
+/**
+ * A snapshot being encoded while the shard goes on applying records (copy on write): the accounts
+ * that existed when it began (the first `accounts` of the map, which only grows, in insertion
+ * order) are encoded as they were then. An account about to change before the encoding reached
+ * it is encoded first (its pre-image); encoded accounts carry the snapshot's number.
+ */
+interface LiveSnapshot {
+  number: number;
+  accounts: number;
+  preImages: Map<string, string>;
+}
+
+/** Which snapshot last encoded the account; a symbol, so not part of its JSON. */
+const ENCODED_IN: unique symbol = Symbol('encoded in snapshot');
+type Encodable = AccountState & { [ENCODED_IN]?: number };
 const describePosition = (position: number): string => `${Math.floor(position / CHUNKS)}/${position % CHUNKS}`;
 
 export class BillingShard {
@@ -128,6 +144,8 @@ export class BillingShard {
   private lastLogTimeMs = 0;
   /** Accounts changed since takeChanges(); not part of the state (derived again after a restore). */
   private readonly changed = new Set<string>();
+  private live?: LiveSnapshot;
+  private snapshotsBegun = 0;
 
   constructor(private readonly options: BillingShardOptions) {}
 
@@ -232,6 +250,7 @@ export class BillingShard {
         output.commandOutcome = this.outcome(command, { accepted: true, changed: false });
         return output;
       }
+      this.beforeChange(account);
       account.thresholdVersion++;
       delete account.threshold;
       this.touchAccount(account, sequence, logTimeMs);
@@ -251,6 +270,7 @@ export class BillingShard {
       output.commandOutcome = this.outcome(command, { accepted: true, changed: false, threshold: current, breachedNow: standing });
       return output;
     }
+    this.beforeChange(account);
     account.thresholdVersion++;
     account.currency ??= threshold.currency;
     account.threshold = { amountMinor: threshold.amountMinor, currency: threshold.currency, version: account.thresholdVersion, setAtMs: logTimeMs, effectiveFromMonth: month };
@@ -467,6 +487,7 @@ export class BillingShard {
     original: () => Uint8Array,
   ): boolean {
     const account = this.accounts.get(spend.accountId) ?? this.newAccount(spend.accountId, logTimeMs);
+    this.beforeChange(account);
     if (account.currency === undefined) {
       account.currency = spend.currency;
       this.touchAccount(account, sequence, logTimeMs);
@@ -548,6 +569,7 @@ export class BillingShard {
       createdAtMs: logTimeMs,
       updatedAtMs: logTimeMs,
     };
+    if (this.live) (account as Encodable)[ENCODED_IN] = this.live.number;
     this.accounts.set(accountId, account);
     this.changed.add(accountId);
     return account;
@@ -561,23 +583,27 @@ export class BillingShard {
 
   /**
    * The state as chunks of JSON (a header, then accounts and partitions in batches), in map order so
-   * that a restored shard iterates as the original did. Framing is the snapshot store's.
+   * that a restored shard iterates as the original did. Framing is the snapshot store's. Encoded at
+   * once: see `liveSnapshotFrames` for a snapshot encoded while the shard goes on.
    */
-  *snapshotFrames(accountsPerFrame = 10_000): Generator<{ kind: 'header' | 'accounts' | 'partitions'; data: Uint8Array }> {
+  snapshotFrames(accountsPerFrame = 10_000): Array<{ kind: 'header' | 'accounts' | 'partitions'; data: Uint8Array }> {
+    return Array.from(this.liveSnapshotFrames(accountsPerFrame));
+  }
+
+  /**
+   * A snapshot at the current position whose frames may be read while the shard goes on applying
+   * records (copy on write: the frames are those of this position whenever they are read). The
+   * header and the partitions (small: windows that may still be revised) are encoded now, the
+   * accounts as the frames are read. Beginning another snapshot ends this one.
+   */
+  liveSnapshotFrames(accountsPerFrame = 2_000): Iterable<{ kind: 'header' | 'accounts' | 'partitions'; data: Uint8Array }> {
     const encoder = new TextEncoder();
-    yield {
-      kind: 'header',
-      data: encoder.encode(JSON.stringify({ format: SNAPSHOT_FORMAT, shard: this.shard, lastSequence: this.lastSequenceApplied, lastLogTimeMs: this.lastLogTimeMs, accounts: this.accounts.size })),
-    };
-    let batch: AccountState[] = [];
-    for (const account of this.accounts.values()) {
-      batch.push(account);
-      if (batch.length >= accountsPerFrame) {
-        yield { kind: 'accounts', data: encoder.encode(JSON.stringify(batch)) };
-        batch = [];
-      }
-    }
-    if (batch.length > 0) yield { kind: 'accounts', data: encoder.encode(JSON.stringify(batch)) };
+    const live: LiveSnapshot = { number: ++this.snapshotsBegun, accounts: this.accounts.size, preImages: new Map() };
+    this.live = live;
+    const header = encoder.encode(
+      JSON.stringify({ format: SNAPSHOT_FORMAT, shard: this.shard, lastSequence: this.lastSequenceApplied, lastLogTimeMs: this.lastLogTimeMs, accounts: live.accounts }),
+    );
+    const partitions: Uint8Array[] = [];
     for (const [partition, track] of this.partitions) {
       const held = [...track.held.entries()].map(([position, entry]) => ({
         position,
@@ -585,13 +611,49 @@ export class BillingShard {
         logTimeMs: entry.logTimeMs,
         batch: Buffer.from(entry.batch.data).toString('base64'),
       }));
-      yield {
-        kind: 'partitions',
-        data: encoder.encode(
+      partitions.push(
+        encoder.encode(
           JSON.stringify({ partition, last: track.last, finalBeforeMs: track.finalBeforeMs, windows: [...track.windows].map(([endMs, byAccount]) => [endMs, [...byAccount]]), held, skippedGaps: track.skippedGaps }),
         ),
-      };
+      );
     }
+    const accounts = this.accounts.values();
+    const shard = this;
+    return (function* () {
+      try {
+        yield { kind: 'header' as const, data: header };
+        let remaining = live.accounts;
+        while (remaining > 0) {
+          // Superseded, its accounts are no longer copied on write: its frames would mix positions.
+          if (shard.live !== live) throw new Error(`billing snapshot ${live.number} of shard ${shard.shard} was superseded by another before it was written`);
+          const texts: string[] = [];
+          while (remaining > 0 && texts.length < accountsPerFrame) {
+            const account = accounts.next().value as Encodable;
+            remaining--;
+            const preImage = live.preImages.get(account.accountId);
+            if (preImage === undefined) {
+              texts.push(JSON.stringify(account));
+              account[ENCODED_IN] = live.number;
+            } else {
+              texts.push(preImage);
+              live.preImages.delete(account.accountId);
+            }
+          }
+          yield { kind: 'accounts' as const, data: encoder.encode(`[${texts.join(',')}]`) };
+        }
+        for (const data of partitions) yield { kind: 'partitions' as const, data };
+      } finally {
+        if (shard.live === live) shard.live = undefined;
+      }
+    })();
+  }
+
+  /** Copy on write: an account about to change that a live snapshot has not encoded yet is encoded first. */
+  private beforeChange(account: Encodable): void {
+    const live = this.live;
+    if (live === undefined || account[ENCODED_IN] === live.number) return;
+    live.preImages.set(account.accountId, JSON.stringify(account));
+    account[ENCODED_IN] = live.number;
   }
 
   static restore(options: BillingShardOptions, frames: Iterable<{ kind: string; data: Uint8Array }>): BillingShard {

@@ -12,7 +12,7 @@ export function observed<T>(promise: Promise<T>): Promise<T> {
 
 export interface BackgroundSnapshotsOptions<K extends string> {
   /** Stores the frames (the snapshot store's `save` under the processor's name); returns the bytes written. */
-  save(frames: Iterable<SnapshotFrame<K>>): Promise<number>;
+  save(frames: Iterable<SnapshotFrame<K>> | AsyncIterable<SnapshotFrame<K>>): Promise<number>;
   saved?(bytes: number, durationMs: number): void;
   /** A save (or an output it waited for) failed: the processor must restart from its previous snapshot. */
   failed(error: unknown): void;
@@ -53,9 +53,22 @@ export class BackgroundSnapshots<K extends string = string> {
     if (this.saving) return this.saving;
     const begun = performance.now();
     const copy = Array.from(frames);
-    const waitFor = [...outputs];
-    const saving = Promise.all(waitFor)
-      .then(() => this.options.save(copy))
+    return this.track(Promise.all([...outputs]).then(() => this.options.save(copy)), begun);
+  }
+
+  /**
+   * Like `take`, for a state too large to encode at once without stalling its processor (billing's
+   * shards: 100,000 accounts take about 250 ms): `frames` were begun at the snapshot's position and
+   * stay consistent by themselves while the processor goes on (copy on write), and are encoded a
+   * slice of at most `sliceMs` at a time, once the outputs are acknowledged, as they are written.
+   */
+  takeLive(frames: Iterable<SnapshotFrame<K>>, outputs: ReadonlyArray<Promise<unknown>>, sliceMs = DEFAULT_SLICE_MS): Promise<void> {
+    if (this.saving) return this.saving;
+    return this.track(Promise.all([...outputs]).then(() => this.options.save(inSlices(frames, sliceMs))));
+  }
+
+  private track(saved: Promise<number>, begun = performance.now()): Promise<void> {
+    const saving = saved
       .then((bytes) => this.options.saved?.(bytes, performance.now() - begun))
       .catch((error: unknown) => {
         this.failure ??= error;
@@ -71,5 +84,19 @@ export class BackgroundSnapshots<K extends string = string> {
   /** Waits for the save in progress, if any. */
   async settled(): Promise<void> {
     await this.saving;
+  }
+}
+
+const DEFAULT_SLICE_MS = 5;
+
+/** The frames, handing the thread back (setImmediate) whenever encoding them took `sliceMs` since the last time. */
+async function* inSlices<F>(frames: Iterable<F>, sliceMs: number): AsyncGenerator<F> {
+  let since = performance.now();
+  for (const frame of frames) {
+    yield frame;
+    if (performance.now() - since >= sliceMs) {
+      await new Promise((resolve) => setImmediate(resolve));
+      since = performance.now();
+    }
   }
 }

@@ -70,12 +70,16 @@ export class SnapshotStore<K extends string = string> {
     return new SnapshotStore(store, await js.jetstreamManager(false), options.bucket, [...kinds], options.readStallCheckMs ?? DEFAULT_READ_STALL_CHECK_MS);
   }
 
-  /** Stores the frames as the snapshot `name`, replacing the previous one; returns the bytes written. */
-  async save(name: string, frames: Iterable<SnapshotFrame<K>>): Promise<number> {
+  /**
+   * Stores the frames as the snapshot `name`, replacing the previous one; returns the bytes written.
+   * Frames may come asynchronously (a state encoded in slices while its processor goes on): they
+   * are written as they come, and the snapshot replaces the previous one only once all are written.
+   */
+  async save(name: string, frames: Iterable<SnapshotFrame<K>> | AsyncIterable<SnapshotFrame<K>>): Promise<number> {
     let bytes = 0;
     const { kindIndex, bucket } = this;
-    const framed = function* (): Generator<Uint8Array> {
-      for (const frame of frames) {
+    const framed = async function* (): AsyncGenerator<Uint8Array> {
+      for await (const frame of frames) {
         const index = kindIndex.get(frame.kind);
         // Thrown inside the stream: the put fails, its chunks are purged, the previous snapshot stays.
         if (index === undefined) throw new Error(`snapshot ${name} in ${bucket}: unknown frame kind ${JSON.stringify(frame.kind)}`);
