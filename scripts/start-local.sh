@@ -176,7 +176,7 @@ grep '"event":"live"' "$data/logs/simulator.log" | head -1 | node -e "
     Object.values(line.rejected).reduce((a, b) => a + b, 0) + ' rejected (dead-lettered with the reason); now live.');
 "
 
-say "Starting the windower (1-second spend windows, 30-minute traffic slots in each station's time zone)"
+say "Starting the windower (half-second spend windows, 30-minute traffic slots in each station's time zone)"
 start_service windower 60 NATS_URL="$nats_url" WINDOWER_HTTP_PORT="$windower_http_port" WINDOWER_INSTANCE_ID=local-1 \
   STATION_TIME_ZONES_FILE="$data/scenario/station-time-zones.json" || {
   if grep -q 'window configuration differs' "$data/logs/windower.log"; then

@@ -136,6 +136,13 @@ export interface PipelineStep {
   billingResultsAppliedPerSecond: number;
   streamMessagesPerSecond: Record<string, number>;
   spendingAlertLatencyMs: Percentiles & { expected: number };
+  /**
+   * Where the spending alerts' latency went: acknowledgement → the windower's spend batch stored
+   * (the alert's raised_at: window close, out-of-orderness, emission), → the alert on its subject
+   * (billing applied the batch and published it), → the notification created (the notifier stored
+   * it), → the app receives it.
+   */
+  spendingAlertStagesMs: { windower: Percentiles; billing: Percentiles; notifier: Percentiles; delivery: Percentiles };
   trafficAlertDelayMs: Percentiles;
   warehouseFreshnessSeconds: { p50: number; p99: number; messages: number; gaugeP50: number; gaugeP99: number };
   windowerEmitDelaySeconds: { p50: number; p99: number };
@@ -207,7 +214,7 @@ interface Platform {
 /** What the services read for partitions, shards and spend windows (the environment, else their defaults). */
 function settingsText(): string {
   const env = (name: string, fallback: string) => `${name}=${process.env[name] ?? `${fallback} (default)`}`;
-  return [env('TOLL_TX_PARTITIONS', '8'), env('SPEND_SHARDS', '8'), env('SPEND_WINDOW', 'tumbling:1s'), env('SPEND_OUT_OF_ORDERNESS', '500ms')].join(', ');
+  return [env('TOLL_TX_PARTITIONS', '8'), env('SPEND_SHARDS', '8'), env('SPEND_WINDOW', 'tumbling:500ms'), env('SPEND_OUT_OF_ORDERNESS', '500ms')].join(', ');
 }
 
 async function startPlatform(log: (text: string) => void, partitions: number): Promise<{ platform: Platform; raw: RawJetStreamFigures }> {
@@ -368,6 +375,8 @@ interface RunState {
   stepCounter: number;
   runId: string;
   trafficAlerts: Array<{ receivedAt: number; slotEndMs: number; stationId: string }>;
+  /** When each spending alert reached the broker (its subject, seen by the bench), by account. */
+  spendingAlertSeenAt: Map<string, number>;
 }
 
 function processPids(platform: Platform): Array<[string, number]> {
@@ -423,10 +432,15 @@ async function runStep(platform: Platform, state: RunState, rate: number, option
   accountClient.close();
   const notifierClient = new NotificationServiceClient(`127.0.0.1:${services['notifier'].grpcPort}`, grpc.credentials.createInsecure());
   const notifiedAt = new Map<string, number>();
+  const alertTimes = new Map<string, { raisedAtMs: number; createdAtMs: number }>();
   const subscriptions = breachAccounts.map((accountId) => {
     const call = notifierClient.subscribeNotifications({ accountId, afterNotificationId: '' }, metadataFor());
     call.on('data', (response: { notification?: Notification }) => {
-      if (response.notification && !notifiedAt.has(response.notification.accountId)) notifiedAt.set(response.notification.accountId, Date.now());
+      const notification = response.notification;
+      if (notification && !notifiedAt.has(notification.accountId)) {
+        notifiedAt.set(notification.accountId, Date.now());
+        alertTimes.set(notification.accountId, { raisedAtMs: notification.alert?.raisedAt?.getTime() ?? Number.NaN, createdAtMs: notification.createdAt?.getTime() ?? Number.NaN });
+      }
     });
     call.on('error', () => undefined);
     return call;
@@ -609,6 +623,12 @@ async function runStep(platform: Platform, state: RunState, rate: number, option
   sender.close();
 
   const spendLatencies = [...acknowledgedAt].filter(([accountId]) => notifiedAt.has(accountId)).map(([accountId, at]) => (notifiedAt.get(accountId) ?? at) - at);
+  const stageTimes = [...acknowledgedAt].flatMap(([accountId, at]) => {
+    const times = alertTimes.get(accountId);
+    const notified = notifiedAt.get(accountId);
+    const seen = state.spendingAlertSeenAt.get(accountId);
+    return times && notified !== undefined && seen !== undefined ? [{ at, notified, seen, ...times }] : [];
+  });
   const traffic = state.trafficAlerts.filter((alert) => alert.slotEndMs >= startedWall && alert.slotEndMs <= endWall).map((alert) => alert.receivedAt - alert.slotEndMs);
   const freshnessAfter = histogramBuckets(await readPort(loaderHttp), 'tollstream_warehouse_ingest_to_stored_seconds');
   const emitAfter = histogramBuckets(await readPort(windowerHttp), 'tollstream_windower_emit_delay_seconds');
@@ -642,6 +662,12 @@ async function runStep(platform: Platform, state: RunState, rate: number, option
     billingResultsAppliedPerSecond: billingAppliedPerSecond,
     streamMessagesPerSecond: Object.fromEntries([...streamRates].map(([stream, perSecond]) => [stream, Math.round(perSecond)])),
     spendingAlertLatencyMs: { ...stats(spendLatencies), expected: breachAccounts.length },
+    spendingAlertStagesMs: {
+      windower: stats(stageTimes.map((t) => t.raisedAtMs - t.at)),
+      billing: stats(stageTimes.map((t) => t.seen - t.raisedAtMs)),
+      notifier: stats(stageTimes.map((t) => t.createdAtMs - t.seen)),
+      delivery: stats(stageTimes.map((t) => t.notified - t.createdAtMs)),
+    },
     trafficAlertDelayMs: stats(traffic),
     warehouseFreshnessSeconds: {
       p50: round(histogramQuantile(freshnessBefore, freshnessAfter, 0.5).value, 2),
@@ -682,7 +708,14 @@ export async function runPipelineBench(overrides: Partial<PipelineBenchOptions> 
   const options = { ...pipelineDefaults, ...overrides };
   checkEncoder();
   const { platform, raw } = await startPlatform(log, options.partitions);
-  const state: RunState = { acknowledged: 0, notAccepted: 0, sendErrors: 0, stepCounter: 0, runId: Date.now().toString(36), trafficAlerts: [] };
+  const state: RunState = { acknowledged: 0, notAccepted: 0, sendErrors: 0, stepCounter: 0, runId: Date.now().toString(36), trafficAlerts: [], spendingAlertSeenAt: new Map() };
+  const spendingSubscription = platform.nc.subscribe(Subjects.alert('spending'));
+  const spendingReader = (async () => {
+    for await (const message of spendingSubscription) {
+      const accountId = Alert.decode(message.data).spendingThresholdBreached?.accountId;
+      if (accountId && !state.spendingAlertSeenAt.has(accountId)) state.spendingAlertSeenAt.set(accountId, Date.now());
+    }
+  })();
   const trafficSubscription = platform.nc.subscribe(Subjects.alert('traffic'));
   const trafficReader = (async () => {
     for await (const message of trafficSubscription) {
@@ -751,7 +784,9 @@ export async function runPipelineBench(overrides: Partial<PipelineBenchOptions> 
     };
   } finally {
     trafficSubscription.unsubscribe();
+    spendingSubscription.unsubscribe();
     await trafficReader;
+    await spendingReader;
     await stopPlatform(platform);
   }
 }
@@ -784,6 +819,7 @@ export function printPipelineBench(figures: PipelineBenchFigures): void {
       'acknowledged records/s': step.acknowledgedRecordsPerSecond,
       sustained: step.sustained ? 'yes' : `NO: ${step.reasons.join('; ')}`,
       'spending alert p50 / p99 (ms) [target p99 < 2000]': `${step.spendingAlertLatencyMs.p50} / ${step.spendingAlertLatencyMs.p99} (${step.spendingAlertLatencyMs.samples}/${step.spendingAlertLatencyMs.expected})`,
+      '  of which windower / billing / notifier / delivery, p50 / p99 (ms)': (['windower', 'billing', 'notifier', 'delivery'] as const).map((stage) => `${step.spendingAlertStagesMs[stage].p50} / ${step.spendingAlertStagesMs[stage].p99}`).join(', '),
       'traffic alert after slot close p50 / p99 (ms)': `${step.trafficAlertDelayMs.p50} / ${step.trafficAlertDelayMs.p99} (${step.trafficAlertDelayMs.samples})`,
       'warehouse freshness p50 / p99 (s) [target p99 < 5]': `${step.warehouseFreshnessSeconds.p50} / ${step.warehouseFreshnessSeconds.p99}`,
       'windower emit delay p50 / p99 (s)': `${step.windowerEmitDelaySeconds.p50} / ${step.windowerEmitDelaySeconds.p99}`,

@@ -34,7 +34,7 @@ export const billingConfigSchema = z
     BILLING_LEASE_TTL: durationMsSchema.default(10_000),
     BILLING_LEASE_RENEW_INTERVAL: durationMsSchema.default(2_000),
     /** How often a shard's state is snapshotted (restart = snapshot + replay of what came after). */
-    BILLING_SNAPSHOT_INTERVAL: durationMsSchema.default(10_000),
+    BILLING_SNAPSHOT_INTERVAL: durationMsSchema.default(60_000),
     /** How often changed accounts are written to the store in one bulk write: reads from the store are at most this stale. */
     BILLING_FLUSH_INTERVAL: durationMsSchema.default(1_000),
     BILLING_MAX_PUBLISHES_IN_FLIGHT: z.coerce.number().int().min(1).max(100_000).default(1_024),

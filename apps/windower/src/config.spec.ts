@@ -2,9 +2,9 @@ import { loadConfig } from '@tollstream/service-kit';
 import { windowerConfigSchema } from './config';
 
 describe('windower configuration', () => {
-  it('defaults serve the product: 1-second spend windows, 30-minute station slots', () => {
+  it('defaults serve the product: half-second spend windows, 30-minute station slots', () => {
     const config = loadConfig(windowerConfigSchema, {});
-    expect(config.SPEND_WINDOW).toEqual({ kind: 'tumbling', sizeMs: 1_000 });
+    expect(config.SPEND_WINDOW).toEqual({ kind: 'tumbling', sizeMs: 500 });
     expect(config.TRAFFIC_WINDOW).toEqual({ kind: 'tumbling', sizeMs: 30 * 60_000 });
     expect(config.WINDOWER_LEASE_TTL).toBeLessThan(30_000);
     expect(config.OPERATOR_TIME_ZONE).toBe('UTC');

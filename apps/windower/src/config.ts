@@ -15,7 +15,7 @@ export const windowerConfigSchema = z.object({
   WINDOWER_INSTANCE_ID: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').optional(),
 
   /** Customer spend per account. 1 s tumbling windows let a spending alert follow a breach in about a second; tumbling:10m is the reference design. */
-  SPEND_WINDOW: z.string().default('tumbling:1s').pipe(windowSpecSchema),
+  SPEND_WINDOW: z.string().default('tumbling:500ms').pipe(windowSpecSchema),
   /** Half a second: with 1-second windows a spending alert follows the breaching record within about 1.5 s (ADR 0012); later records become amendments. */
   SPEND_OUT_OF_ORDERNESS: durationMsSchema.default(500),
   SPEND_ALLOWED_LATENESS: durationMsSchema.default(10_000),
