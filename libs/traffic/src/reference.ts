@@ -26,13 +26,23 @@ export function formatReferenceError(error: ReferenceFileError): string {
   return `${where}: ${error.field}: ${error.message}`;
 }
 
+/** Zones already checked: a reference file is parsed again at every refresh, a row at a time, and Intl is the costly part. */
+const checkedZones = new Map<string, boolean>();
+const CHECKED_ZONES_LIMIT = 1_000;
+
 export function isValidTimeZone(zone: string): boolean {
+  const known = checkedZones.get(zone);
+  if (known !== undefined) return known;
+  let valid: boolean;
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: zone });
-    return zone.length > 0;
+    valid = zone.length > 0;
   } catch {
-    return false;
+    valid = false;
   }
+  if (checkedZones.size >= CHECKED_ZONES_LIMIT) checkedZones.clear();
+  checkedZones.set(zone, valid);
+  return valid;
 }
 
 /** One station version of a parsed file (before it is merged into the store). */
