@@ -93,7 +93,7 @@ void runService({
     });
 
     const warehouse = await openWarehouse({ clickhouseUrl: config.CLICKHOUSE_URL, dataDir: config.WAREHOUSE_DATA_DIR });
-    const migration = await applyMigrations(warehouse.client, config.WAREHOUSE_DATABASE);
+    const migration = await applyMigrations(warehouse.client, config.WAREHOUSE_DATABASE, undefined, config.WAREHOUSE_MERGE_POLICY);
     logger.info({ warehouse: warehouse.describe, database: migration.database, applied: migration.applied, schemaVersion: migration.currentVersion, mergePolicy: migration.mergePolicy }, 'warehouse schema up to date');
 
     const { nc, js, jsm } = await connectServiceToBroker(config, 'warehouse-loader');

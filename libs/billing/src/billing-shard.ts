@@ -617,35 +617,38 @@ export class BillingShard {
         ),
       );
     }
+    return this.encodeLive(live, header, partitions, accountsPerFrame);
+  }
+
+  /** The frames of a live snapshot: accounts encoded as they are read (see liveSnapshotFrames). */
+  private *encodeLive(live: LiveSnapshot, header: Uint8Array, partitions: Uint8Array[], accountsPerFrame: number): Generator<{ kind: 'header' | 'accounts' | 'partitions'; data: Uint8Array }> {
+    const encoder = new TextEncoder();
     const accounts = this.accounts.values();
-    const shard = this;
-    return (function* () {
-      try {
-        yield { kind: 'header' as const, data: header };
-        let remaining = live.accounts;
-        while (remaining > 0) {
-          // Superseded, its accounts are no longer copied on write: its frames would mix positions.
-          if (shard.live !== live) throw new Error(`billing snapshot ${live.number} of shard ${shard.shard} was superseded by another before it was written`);
-          const texts: string[] = [];
-          while (remaining > 0 && texts.length < accountsPerFrame) {
-            const account = accounts.next().value as Encodable;
-            remaining--;
-            const preImage = live.preImages.get(account.accountId);
-            if (preImage === undefined) {
-              texts.push(JSON.stringify(account));
-              account[ENCODED_IN] = live.number;
-            } else {
-              texts.push(preImage);
-              live.preImages.delete(account.accountId);
-            }
+    try {
+      yield { kind: 'header', data: header };
+      let remaining = live.accounts;
+      while (remaining > 0) {
+        // Superseded, its accounts are no longer copied on write: its frames would mix positions.
+        if (this.live !== live) throw new Error(`billing snapshot ${live.number} of shard ${this.shard} was superseded by another before it was written`);
+        const texts: string[] = [];
+        while (remaining > 0 && texts.length < accountsPerFrame) {
+          const account = accounts.next().value as Encodable;
+          remaining--;
+          const preImage = live.preImages.get(account.accountId);
+          if (preImage === undefined) {
+            texts.push(JSON.stringify(account));
+            account[ENCODED_IN] = live.number;
+          } else {
+            texts.push(preImage);
+            live.preImages.delete(account.accountId);
           }
-          yield { kind: 'accounts' as const, data: encoder.encode(`[${texts.join(',')}]`) };
         }
-        for (const data of partitions) yield { kind: 'partitions' as const, data };
-      } finally {
-        if (shard.live === live) shard.live = undefined;
+        yield { kind: 'accounts', data: encoder.encode(`[${texts.join(',')}]`) };
       }
-    })();
+      for (const data of partitions) yield { kind: 'partitions', data };
+    } finally {
+      if (this.live === live) this.live = undefined;
+    }
   }
 
   /** Copy on write: an account about to change that a live snapshot has not encoded yet is encoded first. */

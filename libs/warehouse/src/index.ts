@@ -6,7 +6,7 @@ export {
   statementsFor,
   type Migration,
 } from './lib/schema';
-export { applyMigrations, type MigrationReport } from './lib/migrate';
+export { applyMigrations, type MergePolicyChoice, type MigrationReport } from './lib/migrate';
 export { openWarehouse, redactUrl, type OpenWarehouseOptions, type WarehouseConnection, type WarehouseKind } from './lib/connection';
 export {
   insertBody,

@@ -32,4 +32,13 @@ describe('merge policy of the loaded tables (real embedded ClickHouse)', () => {
       expect(statement).toContain('non_replicated_deduplication_window = 10000');
     }
   }, 60_000);
+
+  it('goes back to the engine\'s own merges when told (WAREHOUSE_MERGE_POLICY=engine)', async () => {
+    const report = await applyMigrations(warehouse.client, db, undefined, 'engine');
+    expect(report.mergePolicy).toEqual({});
+    const result = await warehouse.client.query({ query: `SHOW CREATE TABLE ${db}.transactions`, format: 'JSONEachRow' });
+    const [{ statement }] = await result.json<{ statement: string }>();
+    for (const name of Object.keys(MERGE_POLICY)) expect(statement).not.toContain(name);
+    expect(statement).toContain('non_replicated_deduplication_window = 10000');
+  }, 60_000);
 });

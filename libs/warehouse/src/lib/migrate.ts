@@ -7,7 +7,7 @@ export interface MigrationReport {
   applied: number[];
   /** The schema version after this call (the highest version recorded). */
   currentVersion: number;
-  /** The merge settings set on the loaded tables (those the engine knows; see MERGE_POLICY). */
+  /** The merge settings set on the loaded tables (those the engine knows; see MERGE_POLICY); empty with the engine's defaults. */
   mergePolicy: Record<string, number>;
 }
 
@@ -27,7 +27,10 @@ export const MERGE_POLICY: Readonly<Record<string, number>> = {
 /** The tables the loader inserts into. */
 const LOADED_TABLES = ['transactions', 'spend_windows', 'traffic_windows', 'alerts'] as const;
 
-async function applyMergePolicy(client: ClickHouseClient, db: string): Promise<Record<string, number>> {
+/** `wide`: MERGE_POLICY; `engine`: the engine's own defaults (the settings reset). */
+export type MergePolicyChoice = 'wide' | 'engine';
+
+async function applyMergePolicy(client: ClickHouseClient, db: string, choice: MergePolicyChoice): Promise<Record<string, number>> {
   const result = await client.query({
     query: 'SELECT name FROM system.merge_tree_settings WHERE name IN ({names:Array(String)})',
     query_params: { names: Object.keys(MERGE_POLICY) },
@@ -36,11 +39,14 @@ async function applyMergePolicy(client: ClickHouseClient, db: string): Promise<R
   const known = new Set((await result.json<{ name: string }>()).map((row) => row.name));
   const policy = Object.fromEntries(Object.entries(MERGE_POLICY).filter(([name]) => known.has(name)));
   if (Object.keys(policy).length === 0) return policy;
-  const assignments = Object.entries(policy)
-    .map(([name, value]) => `${name} = ${value}`)
-    .join(', ');
-  for (const table of LOADED_TABLES) await client.command({ query: `ALTER TABLE ${db}.${table} MODIFY SETTING ${assignments}` });
-  return policy;
+  const change =
+    choice === 'wide'
+      ? `MODIFY SETTING ${Object.entries(policy)
+          .map(([name, value]) => `${name} = ${value}`)
+          .join(', ')}`
+      : `RESET SETTING ${Object.keys(policy).join(', ')}`;
+  for (const table of LOADED_TABLES) await client.command({ query: `ALTER TABLE ${db}.${table} ${change}` });
+  return choice === 'wide' ? policy : {};
 }
 
 async function appliedVersions(client: ClickHouseClient, db: string): Promise<Set<number>> {
@@ -59,6 +65,7 @@ export async function applyMigrations(
   client: ClickHouseClient,
   database: string,
   migrations: readonly Migration[] = allMigrations,
+  mergePolicyChoice: MergePolicyChoice = 'wide',
 ): Promise<MigrationReport> {
   assertMigrationsOrdered(migrations);
   const db = `\`${assertDatabaseName(database)}\``;
@@ -81,6 +88,6 @@ export async function applyMigrations(
   }
   const all = new Set([...done, ...applied]);
   // Tables of the full schema only (a test may apply a part of it).
-  const mergePolicy = migrations === allMigrations ? await applyMergePolicy(client, db) : {};
+  const mergePolicy = migrations === allMigrations ? await applyMergePolicy(client, db, mergePolicyChoice) : {};
   return { database, applied, currentVersion: all.size === 0 ? 0 : Math.max(...all), mergePolicy };
 }
