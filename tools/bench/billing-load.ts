@@ -43,7 +43,7 @@ export interface BillingStoreFigures {
   throughputCpuSeconds?: { billing?: number; natsServer?: number };
   /**
    * CPU per window result applied (µs) of billing-threshold and of nats-server in the throughput phase.
-   * With 1-second spend windows the pipeline makes about one spend result per transaction (an account
+   * With sub-second spend windows (500 ms by default) the pipeline makes about one spend result per transaction (an account
    * rarely passes twice in a second): per result ≈ per record.
    */
   cpuMicrosecondsPerResult?: { billing?: number; natsServer?: number };
@@ -321,7 +321,7 @@ export function printBillingBench(figures: BillingBenchFigures): void {
     if (perResult) {
       console.log(
         `  ${store.store}: CPU per window result applied: billing-threshold ${perResult.billing ?? '?'} µs, nats-server ${perResult.natsServer ?? '?'} µs ` +
-          '(per result ≈ per record: with 1-second spend windows the pipeline makes about one spend result per transaction)',
+          '(per result ≈ per record: with 500 ms spend windows the pipeline makes about one spend result per transaction)',
       );
     }
     const l = store.breachLatencyMs;

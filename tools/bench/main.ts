@@ -120,7 +120,7 @@ async function main(): Promise<void> {
         stage: 'billing-threshold',
         microsecondsPerRecord: perResult.billing,
         natsServerMicrosecondsPerRecord: perResult.natsServer,
-        note: 'per window result applied ≈ per record: with 1-second spend windows the pipeline makes about one spend result per transaction',
+        note: 'per window result applied ≈ per record: with sub-second spend windows (500 ms by default) the pipeline makes about one spend result per transaction',
       });
     }
   }
