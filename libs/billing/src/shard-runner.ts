@@ -9,7 +9,7 @@ import {
   Subjects,
 } from '@tollstream/contracts';
 import { BackgroundSnapshots, observed, type DeadLetterPublisher } from '@tollstream/messaging';
-import type { AccountStateChanges, AccountStateRecord, AccountStateSource, AccountStateStore } from '@tollstream/stores';
+import type { AccountStateChanges, AccountStateRecord, AccountStateSource, AccountStateStore, MonthTotalRecord } from '@tollstream/stores';
 import { BillingShard, type AccountState, type BillingShardOptions, type ShardOutcome, type ShardOutput, type ThresholdCommandOutcome } from './billing-shard';
 import { thresholdMessage } from './account-views';
 import { outboxMessage } from './spend-applier';
@@ -330,10 +330,23 @@ function changesOf(accounts: AccountState[], sincePosition: number): AccountStat
     if (account.position > sincePosition) changes.accounts.push(accountRecordOf(account));
     for (const month of account.months) {
       if (month.position <= sincePosition) continue;
-      changes.months.push({ accountId: account.accountId, ...month });
+      changes.months.push(monthRecordOf(account.accountId, month));
     }
   }
   return changes;
+}
+
+/** Fields named one by one: a spread per changed month was a visible part of every flush. */
+function monthRecordOf(accountId: string, month: AccountState['months'][number]): MonthTotalRecord {
+  return {
+    accountId,
+    month: month.month,
+    totalMinor: month.totalMinor,
+    transactionCount: month.transactionCount,
+    alertedThresholdVersion: month.alertedThresholdVersion,
+    newestEventAtMs: month.newestEventAtMs,
+    position: month.position,
+  };
 }
 
 function accountRecordOf(account: AccountState): AccountStateRecord {
@@ -357,7 +370,7 @@ function recordsOf(state: BillingShard): AccountStateSource {
     },
     month: (accountId, month) => {
       const held = state.account(accountId)?.months.find((candidate) => candidate.month === month);
-      return held && { accountId, ...held };
+      return held && monthRecordOf(accountId, held);
     },
   };
 }

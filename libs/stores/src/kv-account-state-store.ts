@@ -5,6 +5,7 @@ import { pageOfAccount } from '@tollstream/messaging';
 import type { ListMonthsOptions, MonthKey } from './account-spend-store';
 import { checkWrite, type AccountStateChanges, type AccountStateRecord, type AccountStateStore, type MonthTotalRecord } from './account-state-store';
 import { isRevisionConflict, updateWithCompareAndSet } from './kv-compare-and-set';
+import { accountLine, monthLine } from './page-lines';
 
 export interface KvAccountStateStoreOptions {
   /** Prefix of the read model's buckets, one per spend shard: `<prefix>-<shard>` (default billing-pages). */
@@ -97,9 +98,6 @@ const MONTH_PATTERN = /^\d{4}-\d{2}$/;
  */
 const accountRecordKey = (accountId: string) => `a\t${JSON.stringify(accountId)}`;
 const monthRecordKey = (accountId: string, month: MonthKey) => `m\t${JSON.stringify(accountId)}${month}`;
-const pageLine = (key: string, position: number, record: unknown) => `${key.slice(0, 2)}${position}\t${key.slice(2)}\t${JSON.stringify(record)}\n`;
-const accountLine = (record: AccountStateRecord) => pageLine(accountRecordKey(record.accountId), record.position, record);
-const monthLine = (record: MonthTotalRecord) => pageLine(monthRecordKey(record.accountId, record.month), record.position, record);
 
 /**
  * Embedded adapter (local run and CI): one bucket per spend shard (`<prefix>-<shard>`), in it the
