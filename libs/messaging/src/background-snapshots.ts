@@ -89,14 +89,34 @@ export class BackgroundSnapshots<K extends string = string> {
 
 const DEFAULT_SLICE_MS = 5;
 
-/** The frames, handing the thread back (setImmediate) whenever encoding them took `sliceMs` since the last time. */
+/** The frames, handing the thread back whenever encoding them took `sliceMs` since the last time. */
 async function* inSlices<F>(frames: Iterable<F>, sliceMs: number): AsyncGenerator<F> {
-  let since = performance.now();
+  const slicer = new Slicer(sliceMs);
   for (const frame of frames) {
     yield frame;
-    if (performance.now() - since >= sliceMs) {
-      await new Promise((resolve) => setImmediate(resolve));
-      since = performance.now();
-    }
+    const pause = slicer.pauseIfDue();
+    if (pause) await pause;
+  }
+}
+
+/**
+ * Work on a thread that also serves latency-sensitive input (billing applies its shards on the
+ * thread that encodes its snapshots and read model): hands the thread back (setImmediate) once
+ * the work has run for `sliceMs` since the last time.
+ */
+export class Slicer {
+  private since = performance.now();
+
+  constructor(private readonly sliceMs: number) {}
+
+  /** A pause to await when the slice is used up; undefined (nothing to await, no promise made) otherwise. */
+  pauseIfDue(): Promise<void> | undefined {
+    if (performance.now() - this.since < this.sliceMs) return undefined;
+    return new Promise<void>((resolve) =>
+      setImmediate(() => {
+        this.since = performance.now();
+        resolve();
+      }),
+    );
   }
 }

@@ -19,4 +19,4 @@ export {
 export { inspectStreams, type StreamStatus } from './inspect';
 export { assignPartitions, PartitionLeases, type PartitionLeaseOptions, type PartitionOwner } from './partition-leases';
 export { SnapshotStore, type SnapshotFrame, type SnapshotStoreOptions } from './snapshot-store';
-export { BackgroundSnapshots, observed, type BackgroundSnapshotsOptions } from './background-snapshots';
+export { BackgroundSnapshots, observed, Slicer, type BackgroundSnapshotsOptions } from './background-snapshots';

@@ -1,11 +1,11 @@
 import { DeliverPolicy, jetstream, JetStreamApiCodes, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
-import { pageOfAccount } from '@tollstream/messaging';
+import { pageOfAccount, Slicer } from '@tollstream/messaging';
 import type { ListMonthsOptions, MonthKey } from './account-spend-store';
 import { checkWrite, type AccountStateChanges, type AccountStateRecord, type AccountStateStore, type MonthTotalRecord } from './account-state-store';
 import { isRevisionConflict, updateWithCompareAndSet } from './kv-compare-and-set';
-import { accountLine, monthLine } from './page-lines';
+import { accountLine, monthLine, MONTH_PATTERN } from './page-lines';
 
 export interface KvAccountStateStoreOptions {
   /** Prefix of the read model's buckets, one per spend shard: `<prefix>-<shard>` (default billing-pages). */
@@ -90,7 +90,6 @@ type PageScope = 'accounts' | MonthKey;
 const pageKey = (scope: PageScope, page: number) => `page.${scope}.${page}`;
 /** The months that have pages, so that a history is listed without listing keys. */
 const MONTHS_KEY = 'months';
-const MONTH_PATTERN = /^\d{4}-\d{2}$/;
 /*
  * A page is lines `<kind>\t<position>\t<key>\t<record JSON>\n`: kind `a` (account) or `m` (month), key
  * the account id as a JSON string (`m`: followed by the month). JSON never holds a raw tab or newline,
@@ -276,7 +275,7 @@ export class KvAccountStateStore implements AccountStateStore {
     };
     const months = new Set<MonthKey>();
     // The writer (billing) applies its input on the same thread: encode in slices, never for long at once.
-    const slice = new Slicer();
+    const slice = new Slicer(SLICE_MS);
     for (const account of changes.accounts) {
       add('accounts', account.accountId, accountLine(account));
       const pause = slice.pauseIfDue();
@@ -566,22 +565,6 @@ function pageBody(records: Iterable<PageRecord>): Uint8Array {
   let body = COMPLETE_MARK;
   for (const record of records) body += record.line;
   return encoder.encode(body);
-}
-
-/** Hands the thread back (setImmediate) once it has run for a few milliseconds since the last time. */
-class Slicer {
-  private since = performance.now();
-
-  /** A pause to await when the slice is used up; undefined (nothing to await, no promise made) otherwise. */
-  pauseIfDue(): Promise<void> | undefined {
-    if (performance.now() - this.since < SLICE_MS) return undefined;
-    return new Promise<void>((resolve) =>
-      setImmediate(() => {
-        this.since = performance.now();
-        resolve();
-      }),
-    );
-  }
 }
 
 /** Runs `task` for every item, at most `limit` at once; the first failure is thrown once all started ones ended. */

@@ -1,7 +1,8 @@
 /** Lines of the embedded read model's pages (ADR 0013, amendment 3): `<kind>\t<position>\t<account>[month]\t<record JSON>`. */
 import type { AccountStateRecord, MonthTotalRecord } from './account-state-store';
 
-const MONTH = /^\d{4}-\d{2}$/;
+/** A month key as the read model writes it (a page scope, a record's month). */
+export const MONTH_PATTERN = /^\d{4}-\d{2}$/;
 const MONTH_RECORD_FIELDS = 7;
 
 export const accountLine = (record: AccountStateRecord): string => `a\t${record.position}\t${JSON.stringify(record.accountId)}\t${JSON.stringify(record)}\n`;
@@ -25,7 +26,7 @@ export function monthJson(record: MonthTotalRecord, accountIdJson = JSON.stringi
     !Number.isSafeInteger(alertedThresholdVersion) ||
     !Number.isSafeInteger(newestEventAtMs) ||
     !Number.isSafeInteger(position) ||
-    !MONTH.test(record.month) ||
+    !MONTH_PATTERN.test(record.month) ||
     Object.keys(record).length !== MONTH_RECORD_FIELDS
   ) {
     return JSON.stringify(record);

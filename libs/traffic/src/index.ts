@@ -1,9 +1,9 @@
 // Traffic anomaly detection (ADR 0009): reference thresholds per station and slot, detection of
 // stations below / above their band (silent stations included), service wiring.
+export { isValidTimeZone } from '@tollstream/windowing';
 export {
   bandOf,
   formatReferenceError,
-  isValidTimeZone,
   localWeekdayMinute,
   mergeReferenceVersion,
   parseReferenceFile,

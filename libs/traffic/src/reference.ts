@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { StationReferenceRecord, TrafficBandRecord, TrafficReferenceVersionRecord } from '@tollstream/stores';
+import { isValidTimeZone } from '@tollstream/windowing';
 
 /** Weekdays as in ISO 8601: 1 = Monday .. 7 = Sunday. */
 const weekdayNames: Record<string, number> = { mon: 1, tue: 2, wed: 3, thu: 4, fri: 5, sat: 6, sun: 7 };
@@ -24,25 +25,6 @@ export class ReferenceFileInvalid extends Error {
 export function formatReferenceError(error: ReferenceFileError): string {
   const where = error.line !== undefined ? `line ${error.line}` : (error.path ?? 'file');
   return `${where}: ${error.field}: ${error.message}`;
-}
-
-/** Zones already checked: a reference file is parsed again at every refresh, a row at a time, and Intl is the costly part. */
-const checkedZones = new Map<string, boolean>();
-const CHECKED_ZONES_LIMIT = 1_000;
-
-export function isValidTimeZone(zone: string): boolean {
-  const known = checkedZones.get(zone);
-  if (known !== undefined) return known;
-  let valid: boolean;
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: zone });
-    valid = zone.length > 0;
-  } catch {
-    valid = false;
-  }
-  if (checkedZones.size >= CHECKED_ZONES_LIMIT) checkedZones.clear();
-  checkedZones.set(zone, valid);
-  return valid;
 }
 
 /** One station version of a parsed file (before it is merged into the store). */

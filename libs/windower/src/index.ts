@@ -9,4 +9,5 @@ export {
 export { assignPartitions, LEASE_BUCKET, LEASE_KEY_PREFIX, MEMBER_BUCKET } from './partition-leases';
 export type { WindowerObserver } from './partition-runner';
 export { Windower, WindowConfigurationChangedError, type WindowerEvents, type WindowerOptions } from './windower';
-export { alignedIn, isValidTimeZone, stationTimeZonesSchema, windowSpecSchema } from './window-config';
+export { alignedIn, stationTimeZonesSchema, windowSpecSchema } from './window-config';
+export { isValidTimeZone } from '@tollstream/windowing';

@@ -1,4 +1,5 @@
-import { alignedIn, isValidTimeZone, windowSpecSchema } from './window-config';
+import { isValidTimeZone } from '@tollstream/windowing';
+import { alignedIn, windowSpecSchema } from './window-config';
 
 describe('window configuration', () => {
   it('reads tumbling, sliding and session windows written as text', () => {

@@ -56,11 +56,4 @@ export const stationTimeZonesSchema = z.object({
   stations: z.record(z.string().min(1).max(64), z.string().min(1).max(64)),
 });
 
-export function isValidTimeZone(zone: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
-}
+

@@ -3,3 +3,4 @@ export type { AddOutcome, WindowBounds, WindowEngineOptions, WindowInput, Window
 export { WindowEngine } from './window-engine';
 export { alignedWindowStart, windowsOf } from './aligned-windows';
 export { SnapshotError } from './snapshot-codec';
+export { isValidTimeZone } from './zone-clock';

@@ -141,6 +141,20 @@ export class ZoneClock {
 
 const clocks = new Map<string, ZoneClock>();
 
+/**
+ * Whether `name` is an IANA time zone this runtime knows. A valid zone is remembered with its shared
+ * clock, so checking the same zones again (a reference file parsed at every refresh) costs a lookup.
+ */
+export function isValidTimeZone(name: string): boolean {
+  if (name.length === 0) return false;
+  try {
+    zoneClock(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The shared clock of a zone (offsets are facts of the zone, so all engines share the cache). */
 export function zoneClock(name: string): ZoneClock {
   let clock = clocks.get(name);
