@@ -178,6 +178,7 @@ async function benchStore(store: 'nats-kv' | 'mongodb', options: BillingBenchOpt
       'BILLING_FLUSH_INTERVAL',
       'BILLING_SNAPSHOT_INTERVAL',
       'BILLING_FETCH_AHEAD',
+      'BILLING_MAX_UNFLUSHED_ACCOUNTS',
       'BILLING_ACCOUNT_CONCURRENCY',
       'BILLING_MAX_MESSAGES_PER_ROUND',
       'BILLING_MAX_ROUNDS_IN_FLIGHT',

@@ -17,15 +17,21 @@
  * No per-result ledger for the whole month (ADR 0008's documents grew by one entry per result).
  */
 import { IngestedTransaction, type SpendingThresholdCommand } from '@tollstream/contracts';
-import type { MonthTotalRecord, SpendingAlertRecord, ThresholdChangeRecord, ThresholdRecord } from '@tollstream/stores';
+import type { AccountStateRecord, MonthTotalRecord, SpendingAlertRecord, ThresholdChangeRecord, ThresholdRecord } from '@tollstream/stores';
 import { alertIdOf, thresholdEventIdOf, type BillingPolicy, type EntryOutcome } from './account-spend';
-import { monthCertainlyOverAtMs, monthOf } from './months';
+import { AccountTable, monthNumberOverAtMs, NO_MONTH } from './account-table';
+import { monthOf } from './months';
+import { NO_WINDOW, WindowsEndingAt, type AppliedWindow } from './revisable-windows';
 import { MAX_ENTRY_AMOUNT_MINOR } from './spend-entries';
 import { readSpendBatch, type SpendBatchInput, type SpendWindowInput } from './spend-batch-reader';
 
 /** One month of an account as the state holds it: the read model's record without the account id (kept by the account). */
 export type MonthState = Omit<MonthTotalRecord, 'accountId'>;
 
+/**
+ * An account as snapshots write it and queries see it: made from the shard's columns when asked
+ * (see AccountTable), a copy, never the state itself.
+ */
 export interface AccountState {
   accountId: string;
   timeZone: string;
@@ -48,18 +54,12 @@ interface HeldBatch {
   batch: SpendBatchInput;
 }
 
-/** What was applied for a window that may still be revised. */
-type AppliedWindow = [startMs: number, currency: string, revision: number, amountMinor: number, transactionCount: number];
-
 interface PartitionTrack {
   /** Position of the last batch applied: inputSequence * CHUNKS + chunk; 0 when none yet (before the first). */
   last: number;
   finalBeforeMs: number;
-  /**
-   * Windows that may still be revised: by window end, then account (numbers and the account id as
-   * keys, no key string built per result; an account has one window per start and currency).
-   */
-  windows: Map<number, Map<string, AppliedWindow[]>>;
+  /** Windows that may still be revised, by window end. */
+  windows: Map<number, WindowsEndingAt>;
   held: Map<number, HeldBatch>;
   /** Positions given up waiting for (a gap released after BillingShardOptions.gapTimeoutMs): [after, upTo] exclusive-inclusive. */
   skippedGaps: Array<[after: number, upTo: number, atLogMs: number]>;
@@ -122,28 +122,26 @@ const positionOf = (sequence: number, chunk: number): number => sequence * CHUNK
 
 /**
  * A snapshot being encoded while the shard goes on applying records (copy on write): the accounts
- * that existed when it began (the first `accounts` of the map, which only grows, in insertion
- * order) are encoded as they were then. An account about to change before the encoding reached
- * it is encoded first (its pre-image); encoded accounts carry the snapshot's number.
+ * that existed when it began (slots below `accounts`: accounts are only added) are encoded as they
+ * were then. An account about to change before the encoding reached it is encoded first (its
+ * pre-image, by slot); encoded accounts carry the snapshot's number (AccountTable.encodedIn).
  */
 interface LiveSnapshot {
   number: number;
   accounts: number;
-  preImages: Map<string, string>;
+  preImages: Map<number, string>;
 }
 
-/** Which snapshot last encoded the account; a symbol, so not part of its JSON. */
-const ENCODED_IN: unique symbol = Symbol('encoded in snapshot');
-type Encodable = AccountState & { [ENCODED_IN]?: number };
 const describePosition = (position: number): string => `${Math.floor(position / CHUNKS)}/${position % CHUNKS}`;
+const NOT_APPLIED = -1;
 
 export class BillingShard {
-  private readonly accounts = new Map<string, AccountState>();
+  private readonly table = new AccountTable();
   private readonly partitions = new Map<number, PartitionTrack>();
   private lastSequenceApplied = 0;
   private lastLogTimeMs = 0;
-  /** Accounts changed since takeChanges(); not part of the state (derived again after a restore). */
-  private readonly changed = new Set<string>();
+  /** Slots of the accounts changed since takeChangedRecords(); not part of the state (derived again after a restore). */
+  private readonly changed = new Set<number>();
   private live?: LiveSnapshot;
   private snapshotsBegun = 0;
 
@@ -159,7 +157,16 @@ export class BillingShard {
   }
 
   get accountCount(): number {
-    return this.accounts.size;
+    return this.table.size;
+  }
+
+  /** Accounts changed since the last takeChangedRecords(). */
+  get changedAccounts(): number {
+    return this.changed.size;
+  }
+
+  get openMonthCount(): number {
+    return this.table.openMonths;
   }
 
   get heldBatches(): number {
@@ -170,29 +177,55 @@ export class BillingShard {
 
   get revisableWindows(): number {
     let windows = 0;
-    for (const track of this.partitions.values()) for (const byAccount of track.windows.values()) for (const list of byAccount.values()) windows += list.length;
+    for (const track of this.partitions.values()) for (const ending of track.windows.values()) windows += ending.size;
     return windows;
   }
 
+  /** The account as it is now (a copy). */
   account(accountId: string): AccountState | undefined {
-    return this.accounts.get(accountId);
+    const slot = this.table.slotOf(accountId);
+    return slot === undefined ? undefined : this.accountAt(slot);
   }
 
-  /** Accounts changed since the last call, with the months changed after `sincePosition`. */
-  takeChanges(): AccountState[] {
-    const changed: AccountState[] = [];
-    for (const accountId of this.changed) {
-      const account = this.accounts.get(accountId);
-      if (account) changed.push(account);
+  /** The read model's record of the account as it is now. */
+  accountRecord(accountId: string): AccountStateRecord | undefined {
+    const slot = this.table.slotOf(accountId);
+    return slot === undefined ? undefined : this.accountRecordAt(slot);
+  }
+
+  /** The read model's record of the account's month as it is now (months still open only). */
+  monthRecord(accountId: string, month: string): MonthTotalRecord | undefined {
+    const slot = this.table.slotOf(accountId);
+    if (slot === undefined) return undefined;
+    const m = this.table.findMonth(slot, this.table.months.numberOf(month));
+    return m === NO_MONTH ? undefined : this.monthRecordAt(slot, m);
+  }
+
+  /**
+   * The read-model records of the accounts changed since the last call: each account's record when
+   * it changed after `sincePosition` (zone, currency, threshold), and its months changed after it.
+   */
+  takeChangedRecords(sincePosition: number): { accounts: AccountStateRecord[]; months: MonthTotalRecord[] } {
+    const table = this.table;
+    const accounts: AccountStateRecord[] = [];
+    const months: MonthTotalRecord[] = [];
+    for (const slot of this.changed) {
+      if (table.position[slot] > sincePosition) accounts.push(this.accountRecordAt(slot));
+      for (let m = table.firstMonth[slot]; m !== NO_MONTH; m = table.nextMonth[m]) {
+        if (table.monthPosition[m] > sincePosition) months.push(this.monthRecordAt(slot, m));
+      }
     }
     this.changed.clear();
-    return changed;
+    return { accounts, months };
   }
 
   /** Marks every account changed after `position` (after a restore: what the read model may lack). */
   markChangedAfter(position: number): void {
-    for (const account of this.accounts.values()) {
-      if (account.position > position || account.months.some((month) => month.position > position)) this.changed.add(account.accountId);
+    const table = this.table;
+    for (let slot = 0; slot < table.size; slot++) {
+      let changed = table.position[slot] > position;
+      for (let m = table.firstMonth[slot]; !changed && m !== NO_MONTH; m = table.nextMonth[m]) changed = table.monthPosition[m] > position;
+      if (changed) this.changed.add(slot);
     }
   }
 
@@ -243,50 +276,45 @@ export class BillingShard {
         return reject('threshold.amount_minor', `must be 1..${this.options.maxThresholdMinor}`, true);
       }
     }
-    const existing = this.accounts.get(command.accountId);
+    const table = this.table;
+    const existing = table.slotOf(command.accountId);
     if (!threshold) {
-      const account = existing;
-      if (!account?.threshold) {
+      if (existing === undefined || !table.hasThreshold(existing)) {
         output.commandOutcome = this.outcome(command, { accepted: true, changed: false });
         return output;
       }
-      this.beforeChange(account);
-      account.thresholdVersion++;
-      delete account.threshold;
-      this.touchAccount(account, sequence, logTimeMs);
-      output.thresholdEvents.push({ kind: 'threshold-changed', id: thresholdEventIdOf(account.accountId, account.thresholdVersion), accountId: account.accountId, version: account.thresholdVersion, changedAtMs: logTimeMs });
+      this.beforeChange(existing);
+      const version = ++table.thresholdVersion[existing];
+      table.setThreshold(existing, undefined);
+      this.touchAccount(existing, sequence, logTimeMs);
+      output.thresholdEvents.push({ kind: 'threshold-changed', id: thresholdEventIdOf(command.accountId, version), accountId: command.accountId, version, changedAtMs: logTimeMs });
       output.commandOutcome = this.outcome(command, { accepted: true, changed: true });
       return output;
     }
-    if (existing?.currency !== undefined && existing.currency !== threshold.currency) {
-      return reject('threshold.currency', `must be the account's currency ${existing.currency}`, false);
+    const existingCurrency = existing === undefined ? undefined : table.currencyOf(existing);
+    if (existingCurrency !== undefined && existingCurrency !== threshold.currency) {
+      return reject('threshold.currency', `must be the account's currency ${existingCurrency}`, false);
     }
-    const account = existing ?? this.newAccount(command.accountId, logTimeMs);
-    const current = account.threshold;
-    const month = monthOf(logTimeMs, account.timeZone);
+    const slot = existing ?? this.newAccount(command.accountId, logTimeMs);
+    const current = table.thresholdOf(slot);
+    const month = monthOf(logTimeMs, table.timeZoneOf(slot));
+    const record = table.findMonth(slot, table.months.numberOf(month));
     if (current && current.amountMinor === threshold.amountMinor && current.currency === threshold.currency) {
       // The same amount again (often a client's retry after a lost reply): report the alert as it stands.
-      const standing = account.months.find((candidate) => candidate.month === month)?.alertedThresholdVersion === current.version;
+      const standing = record !== NO_MONTH && table.alertedThresholdVersion[record] === current.version;
       output.commandOutcome = this.outcome(command, { accepted: true, changed: false, threshold: current, breachedNow: standing });
       return output;
     }
-    this.beforeChange(account);
-    account.thresholdVersion++;
-    account.currency ??= threshold.currency;
-    account.threshold = { amountMinor: threshold.amountMinor, currency: threshold.currency, version: account.thresholdVersion, setAtMs: logTimeMs, effectiveFromMonth: month };
-    this.touchAccount(account, sequence, logTimeMs);
-    output.thresholdEvents.push({
-      kind: 'threshold-changed',
-      id: thresholdEventIdOf(account.accountId, account.thresholdVersion),
-      accountId: account.accountId,
-      version: account.thresholdVersion,
-      threshold: account.threshold,
-      changedAtMs: logTimeMs,
-    });
-    const record = account.months.find((candidate) => candidate.month === month);
-    const alert = record ? this.checkBreach(account, record, logTimeMs, logTimeMs, sequence) : undefined;
+    this.beforeChange(slot);
+    const version = ++table.thresholdVersion[slot];
+    if (table.currency[slot] === 0) table.currency[slot] = table.currencies.numberOf(threshold.currency);
+    const set: ThresholdRecord = { amountMinor: threshold.amountMinor, currency: threshold.currency, version, setAtMs: logTimeMs, effectiveFromMonth: month };
+    table.setThreshold(slot, set);
+    this.touchAccount(slot, sequence, logTimeMs);
+    output.thresholdEvents.push({ kind: 'threshold-changed', id: thresholdEventIdOf(command.accountId, version), accountId: command.accountId, version, threshold: set, changedAtMs: logTimeMs });
+    const alert = record !== NO_MONTH ? this.checkBreach(slot, record, logTimeMs, logTimeMs, sequence) : undefined;
     if (alert) output.alerts.push(alert);
-    output.commandOutcome = this.outcome(command, { accepted: true, changed: true, threshold: account.threshold, breachedNow: alert !== undefined });
+    output.commandOutcome = this.outcome(command, { accepted: true, changed: true, threshold: set, breachedNow: alert !== undefined });
     return output;
   }
 
@@ -303,14 +331,15 @@ export class BillingShard {
    * when none can come this month. Only for ordering and display, never for a decision.
    */
   alertHeadroomMinor(accountId: string, nowMs: number): number | undefined {
-    const account = this.accounts.get(accountId);
-    const threshold = account?.threshold;
-    if (!account || !threshold) return undefined;
-    const month = monthOf(nowMs, account.timeZone);
-    if (month < threshold.effectiveFromMonth) return threshold.amountMinor;
-    const record = account.months.find((candidate) => candidate.month === month);
-    if (record?.alertedThresholdVersion === threshold.version) return undefined;
-    return Math.max(0, threshold.amountMinor - (record?.totalMinor ?? 0));
+    const table = this.table;
+    const slot = table.slotOf(accountId);
+    if (slot === undefined || !table.hasThreshold(slot)) return undefined;
+    const amount = table.thresholdAmount[slot];
+    const month = table.months.numberOf(monthOf(nowMs, table.timeZoneOf(slot)));
+    if (month < table.thresholdFromMonth[slot]) return amount;
+    const record = table.findMonth(slot, month);
+    if (record !== NO_MONTH && table.alertedThresholdVersion[record] === table.thresholdOfVersion[slot]) return undefined;
+    return Math.max(0, amount - (record === NO_MONTH ? 0 : table.totalMinor[record]));
   }
 
   private begin(sequence: number, logTimeMs: number): ShardOutput {
@@ -417,13 +446,15 @@ export class BillingShard {
       count(output, 'invalid');
       return;
     }
-    const sameEnd = track.windows.get(endMs)?.get(window.accountId);
-    const applied = sameEnd?.find((entry) => entry[0] === startMs && entry[1] === window.currency);
-    if (applied && applied[2] >= window.revision) {
-      count(output, applied[2] === window.revision ? 'duplicate' : 'superseded');
+    const currency = this.table.currencies.numberOf(window.currency);
+    const known = this.table.slotOf(window.accountId);
+    const ending = track.windows.get(endMs);
+    const applied = known === undefined || ending === undefined ? NO_WINDOW : ending.find(known, startMs, currency);
+    if (applied !== NO_WINDOW && (ending as WindowsEndingAt).revision[applied] >= window.revision) {
+      count(output, (ending as WindowsEndingAt).revision[applied] === window.revision ? 'duplicate' : 'superseded');
       return;
     }
-    if (!applied && window.revision > 1 && endMs <= track.finalBeforeMs) {
+    if (applied === NO_WINDOW && window.revision > 1 && endMs <= track.finalBeforeMs) {
       // A revision of a window already final: its earlier revision's amount is forgotten, so the
       // difference cannot be known. Only a batch far out of order can do this: dead-lettered, not guessed.
       output.deadLetters.push({
@@ -435,26 +466,30 @@ export class BillingShard {
       count(output, 'amendment-unapplicable');
       return;
     }
-    const spend = {
-      accountId: window.accountId,
-      currency: window.currency,
-      amountMinor: window.amountMinor - (applied?.[3] ?? 0),
-      transactionCount: window.transactionCount - (applied?.[4] ?? 0),
-      monthInstantMs: startMs,
-      occurredAtMs: window.lastOccurredAtMs ?? startMs,
-    };
-    if (!this.addSpend(spend, logTimeMs, output, sequence, `w${index}`, original)) return;
-    count(output, applied ? 'amended' : 'applied');
-    if (applied) {
-      applied[2] = window.revision;
-      applied[3] = window.amountMinor;
-      applied[4] = window.transactionCount;
+    const before = applied === NO_WINDOW ? undefined : (ending as WindowsEndingAt);
+    const slot = this.addSpend(
+      window.accountId,
+      window.currency,
+      window.amountMinor - (before ? before.amountMinor[applied] : 0),
+      window.transactionCount - (before ? before.transactionCount[applied] : 0),
+      startMs,
+      window.lastOccurredAtMs ?? startMs,
+      logTimeMs,
+      output,
+      sequence,
+      `w${index}`,
+      original,
+    );
+    if (slot === NOT_APPLIED) return;
+    count(output, before ? 'amended' : 'applied');
+    if (before) {
+      before.revision[applied] = window.revision;
+      before.amountMinor[applied] = window.amountMinor;
+      before.transactionCount[applied] = window.transactionCount;
     } else if (endMs > track.finalBeforeMs) {
-      let byAccount = track.windows.get(endMs);
-      if (!byAccount) track.windows.set(endMs, (byAccount = new Map()));
-      const entry: AppliedWindow = [startMs, window.currency, window.revision, window.amountMinor, window.transactionCount];
-      if (sameEnd) sameEnd.push(entry);
-      else byAccount.set(window.accountId, [entry]);
+      let windows = ending;
+      if (!windows) track.windows.set(endMs, (windows = new WindowsEndingAt()));
+      windows.add(slot, startMs, currency, window.revision, window.amountMinor, window.transactionCount);
     }
   }
 
@@ -473,116 +508,187 @@ export class BillingShard {
       count(output, 'invalid');
       return;
     }
-    const spend = { accountId: transaction.accountId, currency: transaction.currency, amountMinor: transaction.amountMinor, transactionCount: 1, monthInstantMs: occurredAtMs as number, occurredAtMs: occurredAtMs as number };
-    if (this.addSpend(spend, logTimeMs, output, sequence, `t${index}`, original)) count(output, 'late-applied');
+    const at = occurredAtMs as number;
+    const slot = this.addSpend(transaction.accountId, transaction.currency, transaction.amountMinor, 1, at, at, logTimeMs, output, sequence, `t${index}`, original);
+    if (slot !== NOT_APPLIED) count(output, 'late-applied');
   }
 
-  /** Adds spend (a difference, possibly negative) to the account's month; false when rejected. */
+  /** Adds spend (a difference, possibly negative) to the account's month; the account's slot, or NOT_APPLIED when rejected. */
   private addSpend(
-    spend: { accountId: string; currency: string; amountMinor: number; transactionCount: number; monthInstantMs: number; occurredAtMs: number },
+    accountId: string,
+    currencyCode: string,
+    amountMinor: number,
+    transactionCount: number,
+    monthInstantMs: number,
+    occurredAtMs: number,
     logTimeMs: number,
     output: ShardOutput,
     sequence: number,
     item: string,
     original: () => Uint8Array,
-  ): boolean {
-    const account = this.accounts.get(spend.accountId) ?? this.newAccount(spend.accountId, logTimeMs);
-    this.beforeChange(account);
-    if (account.currency === undefined) {
-      account.currency = spend.currency;
-      this.touchAccount(account, sequence, logTimeMs);
-    } else if (account.currency !== spend.currency) {
+  ): number {
+    const table = this.table;
+    const slot = table.slotOf(accountId) ?? this.newAccount(accountId, logTimeMs);
+    this.beforeChange(slot);
+    const currency = table.currencies.numberOf(currencyCode);
+    if (table.currency[slot] === 0) {
+      table.currency[slot] = currency;
+      this.touchAccount(slot, sequence, logTimeMs);
+    } else if (table.currency[slot] !== currency) {
       output.deadLetters.push({
         reasonCode: 'CURRENCY_MISMATCH',
-        reason: `spend in ${spend.currency} for an account in ${account.currency}`,
+        reason: `spend in ${currencyCode} for an account in ${table.currencyOf(slot)}`,
         original: original(),
         id: `billing/${this.shard}/${sequence}/${item}`,
       });
       count(output, 'currency-mismatch');
-      return false;
+      return NOT_APPLIED;
     }
-    const month = monthOf(spend.monthInstantMs, account.timeZone);
-    let record = account.months.find((candidate) => candidate.month === month);
-    if (!record) {
-      if (monthCertainlyOverAtMs(month) + this.options.policy.ledgerRetentionMs < this.lastLogTimeMs) {
+    const month = table.months.numberOf(monthOf(monthInstantMs, table.timeZoneOf(slot)));
+    let record = table.findMonth(slot, month);
+    if (record === NO_MONTH) {
+      if (this.isClosed(month)) {
         output.deadLetters.push({
           reasonCode: 'MONTH_CLOSED',
-          reason: `spend for ${month}, closed ${Math.round(this.options.policy.ledgerRetentionMs / 86_400_000)} days after it ended`,
+          reason: `spend for ${table.months.textOf(month)}, closed ${Math.round(this.options.policy.ledgerRetentionMs / 86_400_000)} days after it ended`,
           original: original(),
           id: `billing/${this.shard}/${sequence}/${item}`,
         });
         count(output, 'month-sealed');
-        return false;
+        return NOT_APPLIED;
       }
-      record = { month, totalMinor: 0, transactionCount: 0, alertedThresholdVersion: 0, newestEventAtMs: 0, position: sequence };
-      account.months.push(record);
-      account.months.sort((a, b) => (a.month < b.month ? -1 : a.month > b.month ? 1 : 0));
+      record = table.addMonth(slot, month, sequence);
     }
-    record.totalMinor += spend.amountMinor;
-    record.transactionCount += spend.transactionCount;
-    record.newestEventAtMs = Math.max(record.newestEventAtMs, spend.occurredAtMs);
-    record.position = sequence;
-    account.updatedAtMs = logTimeMs;
-    this.changed.add(account.accountId);
-    const alert = this.checkBreach(account, record, spend.occurredAtMs, logTimeMs, sequence);
+    table.totalMinor[record] += amountMinor;
+    table.transactionCount[record] += transactionCount;
+    if (occurredAtMs > table.newestEventAtMs[record]) table.newestEventAtMs[record] = occurredAtMs;
+    table.monthPosition[record] = sequence;
+    table.updatedAtMs[slot] = logTimeMs;
+    this.changed.add(slot);
+    const alert = this.checkBreach(slot, record, occurredAtMs, logTimeMs, sequence);
     if (alert) output.alerts.push(alert);
-    this.dropClosedMonths(account);
-    return true;
+    this.dropClosedMonths(slot);
+    return slot;
+  }
+
+  /** Over for longer than the retention: no spend for it is taken any more. */
+  private isClosed(month: number): boolean {
+    return monthNumberOverAtMs(month) + this.options.policy.ledgerRetentionMs < this.lastLogTimeMs;
   }
 
   /** Months over for longer than the retention leave memory (the read model keeps them). */
-  private dropClosedMonths(account: AccountState): void {
-    while (account.months.length > 1 && monthCertainlyOverAtMs(account.months[0].month) + this.options.policy.ledgerRetentionMs < this.lastLogTimeMs) {
-      account.months.shift();
+  private dropClosedMonths(slot: number): void {
+    const table = this.table;
+    for (let first = table.firstMonth[slot]; first !== NO_MONTH && table.nextMonth[first] !== NO_MONTH && this.isClosed(table.month[first]); first = table.firstMonth[slot]) {
+      table.dropFirstMonth(slot);
     }
   }
 
-  private checkBreach(account: AccountState, record: MonthState, breachedAtMs: number, logTimeMs: number, sequence: number): SpendingAlertRecord | undefined {
-    const threshold = account.threshold;
-    if (!threshold || record.month < threshold.effectiveFromMonth) return undefined;
-    if (record.totalMinor < threshold.amountMinor || record.alertedThresholdVersion === threshold.version) return undefined;
-    record.alertedThresholdVersion = threshold.version;
-    record.position = sequence;
-    this.changed.add(account.accountId);
+  private checkBreach(slot: number, record: number, breachedAtMs: number, logTimeMs: number, sequence: number): SpendingAlertRecord | undefined {
+    const table = this.table;
+    const thresholdMinor = table.thresholdAmount[slot];
+    if (Number.isNaN(thresholdMinor) || table.month[record] < table.thresholdFromMonth[slot]) return undefined;
+    const version = table.thresholdOfVersion[slot];
+    if (table.totalMinor[record] < thresholdMinor || table.alertedThresholdVersion[record] === version) return undefined;
+    table.alertedThresholdVersion[record] = version;
+    table.monthPosition[record] = sequence;
+    this.changed.add(slot);
+    const accountId = table.idOf(slot);
+    const month = table.months.textOf(table.month[record]);
     return {
       kind: 'spending-alert',
-      id: alertIdOf(account.accountId, record.month, threshold.version),
-      accountId: account.accountId,
-      month: record.month,
-      timeZone: account.timeZone,
-      thresholdMinor: threshold.amountMinor,
-      thresholdVersion: threshold.version,
-      totalMinor: record.totalMinor,
-      currency: threshold.currency,
+      id: alertIdOf(accountId, month, version),
+      accountId,
+      month,
+      timeZone: table.timeZoneOf(slot),
+      thresholdMinor,
+      thresholdVersion: version,
+      totalMinor: table.totalMinor[record],
+      currency: table.currencies.valueOf(table.thresholdCurrency[slot]) as string,
       breachedAtMs,
       raisedAtMs: logTimeMs,
     };
   }
 
-  private newAccount(accountId: string, logTimeMs: number): AccountState {
-    const account: AccountState = {
-      accountId,
-      timeZone: this.options.policy.operatorTimeZone,
-      thresholdVersion: 0,
-      months: [],
-      position: this.lastSequenceApplied,
-      createdAtMs: logTimeMs,
-      updatedAtMs: logTimeMs,
-    };
-    if (this.live) (account as Encodable)[ENCODED_IN] = this.live.number;
-    this.accounts.set(accountId, account);
-    this.changed.add(accountId);
+  private newAccount(accountId: string, logTimeMs: number): number {
+    const slot = this.table.add(accountId, this.options.policy.operatorTimeZone, this.lastSequenceApplied, logTimeMs);
+    if (this.live) this.table.encodedIn[slot] = this.live.number;
+    this.changed.add(slot);
+    return slot;
+  }
+
+  private touchAccount(slot: number, sequence: number, logTimeMs: number): void {
+    this.table.position[slot] = sequence;
+    this.table.updatedAtMs[slot] = logTimeMs;
+    this.changed.add(slot);
+  }
+
+  /** The account as snapshots write it (fields in one fixed order, so equal states encode equally). */
+  private accountAt(slot: number): AccountState {
+    const table = this.table;
+    const account: AccountState = { accountId: table.idOf(slot), timeZone: table.timeZoneOf(slot), thresholdVersion: table.thresholdVersion[slot], months: [], position: table.position[slot], createdAtMs: table.createdAtMs[slot], updatedAtMs: table.updatedAtMs[slot] };
+    const currency = table.currencyOf(slot);
+    if (currency !== undefined) account.currency = currency;
+    const threshold = table.thresholdOf(slot);
+    if (threshold) account.threshold = threshold;
+    for (let m = table.firstMonth[slot]; m !== NO_MONTH; m = table.nextMonth[m]) {
+      account.months.push({
+        month: table.months.textOf(table.month[m]),
+        totalMinor: table.totalMinor[m],
+        transactionCount: table.transactionCount[m],
+        alertedThresholdVersion: table.alertedThresholdVersion[m],
+        newestEventAtMs: table.newestEventAtMs[m],
+        position: table.monthPosition[m],
+      });
+    }
     return account;
   }
 
-  private touchAccount(account: AccountState, sequence: number, logTimeMs: number): void {
-    account.position = sequence;
-    account.updatedAtMs = logTimeMs;
-    this.changed.add(account.accountId);
+  private accountRecordAt(slot: number): AccountStateRecord {
+    const table = this.table;
+    return {
+      accountId: table.idOf(slot),
+      timeZone: table.timeZoneOf(slot),
+      currency: table.currencyOf(slot),
+      threshold: table.thresholdOf(slot),
+      thresholdVersion: table.thresholdVersion[slot],
+      position: table.position[slot],
+      updatedAtMs: table.updatedAtMs[slot],
+    };
+  }
+
+  private monthRecordAt(slot: number, m: number): MonthTotalRecord {
+    const table = this.table;
+    return {
+      accountId: table.idOf(slot),
+      month: table.months.textOf(table.month[m]),
+      totalMinor: table.totalMinor[m],
+      transactionCount: table.transactionCount[m],
+      alertedThresholdVersion: table.alertedThresholdVersion[m],
+      newestEventAtMs: table.newestEventAtMs[m],
+      position: table.monthPosition[m],
+    };
+  }
+
+  /** Restores one account of a snapshot (after those before it: slots keep their order). */
+  private restoreAccount(account: AccountState): void {
+    const table = this.table;
+    const slot = table.add(account.accountId, account.timeZone, account.position, account.createdAtMs);
+    table.updatedAtMs[slot] = account.updatedAtMs;
+    table.thresholdVersion[slot] = account.thresholdVersion;
+    if (account.currency !== undefined) table.currency[slot] = table.currencies.numberOf(account.currency);
+    table.setThreshold(slot, account.threshold);
+    for (const month of account.months) {
+      const m = table.addMonth(slot, table.months.numberOf(month.month), month.position);
+      table.totalMinor[m] = month.totalMinor;
+      table.transactionCount[m] = month.transactionCount;
+      table.alertedThresholdVersion[m] = month.alertedThresholdVersion;
+      table.newestEventAtMs[m] = month.newestEventAtMs;
+    }
   }
 
   /**
-   * The state as chunks of JSON (a header, then accounts and partitions in batches), in map order so
+   * The state as chunks of JSON (a header, then accounts and partitions in batches), in slot order so
    * that a restored shard iterates as the original did. Framing is the snapshot store's. Encoded at
    * once: see `liveSnapshotFrames` for a snapshot encoded while the shard goes on.
    */
@@ -598,11 +704,13 @@ export class BillingShard {
    */
   liveSnapshotFrames(accountsPerFrame = 2_000): Iterable<{ kind: 'header' | 'accounts' | 'partitions'; data: Uint8Array }> {
     const encoder = new TextEncoder();
-    const live: LiveSnapshot = { number: ++this.snapshotsBegun, accounts: this.accounts.size, preImages: new Map() };
+    const live: LiveSnapshot = { number: ++this.snapshotsBegun, accounts: this.table.size, preImages: new Map() };
     this.live = live;
     const header = encoder.encode(
       JSON.stringify({ format: SNAPSHOT_FORMAT, shard: this.shard, lastSequence: this.lastSequenceApplied, lastLogTimeMs: this.lastLogTimeMs, accounts: live.accounts }),
     );
+    const idOf = (slot: number) => this.table.idOf(slot);
+    const currencyOf = (currency: number) => this.table.currencies.valueOf(currency) as string;
     const partitions: Uint8Array[] = [];
     for (const [partition, track] of this.partitions) {
       const held = [...track.held.entries()].map(([position, entry]) => ({
@@ -611,11 +719,8 @@ export class BillingShard {
         logTimeMs: entry.logTimeMs,
         batch: Buffer.from(entry.batch.data).toString('base64'),
       }));
-      partitions.push(
-        encoder.encode(
-          JSON.stringify({ partition, last: track.last, finalBeforeMs: track.finalBeforeMs, windows: [...track.windows].map(([endMs, byAccount]) => [endMs, [...byAccount]]), held, skippedGaps: track.skippedGaps }),
-        ),
-      );
+      const windows = [...track.windows].map(([endMs, ending]) => [endMs, ending.entries(idOf, currencyOf)]);
+      partitions.push(encoder.encode(JSON.stringify({ partition, last: track.last, finalBeforeMs: track.finalBeforeMs, windows, held, skippedGaps: track.skippedGaps })));
     }
     return this.encodeLive(live, header, partitions, accountsPerFrame);
   }
@@ -623,24 +728,21 @@ export class BillingShard {
   /** The frames of a live snapshot: accounts encoded as they are read (see liveSnapshotFrames). */
   private *encodeLive(live: LiveSnapshot, header: Uint8Array, partitions: Uint8Array[], accountsPerFrame: number): Generator<{ kind: 'header' | 'accounts' | 'partitions'; data: Uint8Array }> {
     const encoder = new TextEncoder();
-    const accounts = this.accounts.values();
     try {
       yield { kind: 'header', data: header };
-      let remaining = live.accounts;
-      while (remaining > 0) {
+      let slot = 0;
+      while (slot < live.accounts) {
         // Superseded, its accounts are no longer copied on write: its frames would mix positions.
         if (this.live !== live) throw new Error(`billing snapshot ${live.number} of shard ${this.shard} was superseded by another before it was written`);
         const texts: string[] = [];
-        while (remaining > 0 && texts.length < accountsPerFrame) {
-          const account = accounts.next().value as Encodable;
-          remaining--;
-          const preImage = live.preImages.get(account.accountId);
+        for (; slot < live.accounts && texts.length < accountsPerFrame; slot++) {
+          const preImage = live.preImages.get(slot);
           if (preImage === undefined) {
-            texts.push(JSON.stringify(account));
-            account[ENCODED_IN] = live.number;
+            texts.push(JSON.stringify(this.accountAt(slot)));
+            this.table.encodedIn[slot] = live.number;
           } else {
             texts.push(preImage);
-            live.preImages.delete(account.accountId);
+            live.preImages.delete(slot);
           }
         }
         yield { kind: 'accounts', data: encoder.encode(`[${texts.join(',')}]`) };
@@ -652,17 +754,17 @@ export class BillingShard {
   }
 
   /** Copy on write: an account about to change that a live snapshot has not encoded yet is encoded first. */
-  private beforeChange(account: Encodable): void {
+  private beforeChange(slot: number): void {
     const live = this.live;
-    if (live === undefined || account[ENCODED_IN] === live.number) return;
-    live.preImages.set(account.accountId, JSON.stringify(account));
-    account[ENCODED_IN] = live.number;
+    if (live === undefined || this.table.encodedIn[slot] === live.number) return;
+    live.preImages.set(slot, JSON.stringify(this.accountAt(slot)));
+    this.table.encodedIn[slot] = live.number;
   }
 
   static restore(options: BillingShardOptions, frames: Iterable<{ kind: string; data: Uint8Array }>): BillingShard {
     const shard = new BillingShard(options);
     const decoder = new TextDecoder();
-    let header: { format: number; shard: number; lastSequence: number; lastLogTimeMs: number } | undefined;
+    let header: { format: number; shard: number; lastSequence: number; lastLogTimeMs: number; accounts?: number } | undefined;
     for (const frame of frames) {
       const value: unknown = JSON.parse(decoder.decode(frame.data));
       if (frame.kind === 'header') {
@@ -671,8 +773,9 @@ export class BillingShard {
         if (header.shard !== options.shard) throw new Error(`billing snapshot is of shard ${header.shard}, not ${options.shard}`);
         shard.lastSequenceApplied = header.lastSequence;
         shard.lastLogTimeMs = header.lastLogTimeMs;
+        if (header.accounts !== undefined) shard.table.reserve(header.accounts);
       } else if (frame.kind === 'accounts') {
-        for (const account of value as AccountState[]) shard.accounts.set(account.accountId, account);
+        for (const account of value as AccountState[]) shard.restoreAccount(account);
       } else if (frame.kind === 'partitions') {
         const stored = value as {
           partition: number;
@@ -682,10 +785,22 @@ export class BillingShard {
           held: Array<{ position: number; sequence: number; logTimeMs: number; batch: string }>;
           skippedGaps: PartitionTrack['skippedGaps'];
         };
+        const windows = new Map<number, WindowsEndingAt>();
+        for (const [endMs, byAccount] of stored.windows) {
+          const ending = new WindowsEndingAt();
+          for (const [accountId, applied] of byAccount) {
+            const slot = shard.table.slotOf(accountId);
+            if (slot === undefined) throw new Error(`billing snapshot of shard ${options.shard} has revisable windows of account ${accountId}, which it does not hold`);
+            for (const [startMs, currency, revision, amountMinor, transactionCount] of applied) {
+              ending.add(slot, startMs, shard.table.currencies.numberOf(currency), revision, amountMinor, transactionCount);
+            }
+          }
+          windows.set(endMs, ending);
+        }
         shard.partitions.set(stored.partition, {
           last: stored.last,
           finalBeforeMs: stored.finalBeforeMs,
-          windows: new Map(stored.windows.map(([endMs, byAccount]) => [endMs, new Map(byAccount)])),
+          windows,
           held: new Map(stored.held.map((entry) => [entry.position, { sequence: entry.sequence, logTimeMs: entry.logTimeMs, batch: readSpendBatch(Buffer.from(entry.batch, 'base64')) }])),
           skippedGaps: stored.skippedGaps,
         });
@@ -699,7 +814,12 @@ export class BillingShard {
 
   /** For logs: where each partition's chain stands. */
   describePartitions(): Array<{ partition: number; last: string; held: number; revisableWindows: number }> {
-    return [...this.partitions].map(([partition, track]) => ({ partition, last: track.last === 0 ? '-' : describePosition(track.last), held: track.held.size, revisableWindows: [...track.windows.values()].reduce((sum, byAccount) => sum + [...byAccount.values()].reduce((inner, list) => inner + list.length, 0), 0) }));
+    return [...this.partitions].map(([partition, track]) => ({
+      partition,
+      last: track.last === 0 ? '-' : describePosition(track.last),
+      held: track.held.size,
+      revisableWindows: [...track.windows.values()].reduce((sum, ending) => sum + ending.size, 0),
+    }));
   }
 }
 

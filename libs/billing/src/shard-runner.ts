@@ -9,7 +9,7 @@ import {
   Subjects,
 } from '@tollstream/contracts';
 import { BackgroundSnapshots, observed, type DeadLetterPublisher } from '@tollstream/messaging';
-import type { AccountStateChanges, AccountStateRecord, AccountStateSource, AccountStateStore, MonthTotalRecord } from '@tollstream/stores';
+import type { AccountStateChanges, AccountStateSource, AccountStateStore } from '@tollstream/stores';
 import { BillingShard, type AccountState, type BillingShardOptions, type ShardOutcome, type ShardOutput, type ThresholdCommandOutcome } from './billing-shard';
 import { thresholdMessage } from './account-views';
 import { outboxMessage } from './spend-applier';
@@ -30,6 +30,13 @@ export interface ShardRunnerSettings {
   maxPublishesInFlight: number;
   /** Messages the consumer fetches ahead. */
   fetchAhead: number;
+  /**
+   * Accounts changed and not yet written to the store at most, while a flush is under way: then the
+   * runner waits for it instead of holding ever more changed records (the store's pace bounds the
+   * memory of a flush; without it, a shard catching up on a backlog over a million accounts held
+   * records of all of them at once). Default 20,000.
+   */
+  maxUnflushedAccounts?: number;
 }
 
 /** What the service counts and logs; every method optional. */
@@ -174,7 +181,7 @@ export class ShardRunner {
       // While replaying what the store already has, writing would move it back: wait until past it.
       if (flushing || state.lastSequence <= flushedPosition) return flushing;
       const position = state.lastSequence;
-      const changes: AccountStateChanges = { ...changesOf(state.takeChanges(), flushedPosition), source: recordsOf(state) };
+      const changes: AccountStateChanges = { ...state.takeChangedRecords(flushedPosition), source: recordsOf(state) };
       const begun = performance.now();
       flushing = this.store
         .write(this.shard, position, changes)
@@ -217,6 +224,7 @@ export class ShardRunner {
     // Buffered messages are handed over in microtasks: yield now and then so that lease renewals,
     // the AccountService and /metrics are served while a backlog is applied.
     let lastYieldAt = performance.now();
+    const maxUnflushed = this.settings.maxUnflushedAccounts ?? 20_000;
     try {
       for await (const message of messages) {
         if (performance.now() - lastYieldAt > YIELD_EVERY_MS) {
@@ -250,7 +258,9 @@ export class ShardRunner {
         this.observer.outcomes?.(this.shard, output.outcomes);
         inFlight.push(...this.publishOutputs(output, message.subject).map(observed));
         if (inFlight.length >= this.settings.maxPublishesInFlight) await drain();
-        if (performance.now() - lastFlushAt >= this.settings.flushIntervalMs) {
+        const unflushed = state.changedAccounts >= maxUnflushed;
+        if (unflushed && flushing) await flushing.catch(() => undefined); // its failure is failFlush's
+        if (unflushed || performance.now() - lastFlushAt >= this.settings.flushIntervalMs) {
           lastFlushAt = performance.now();
           // Not among the outputs a snapshot waits for: the read model is written again after a
           // restore (from its flushed position), so a slow flush makes the store staler, never the
@@ -322,55 +332,10 @@ function outcomeMessage(outcome: ThresholdCommandOutcome): SpendingThresholdComm
   };
 }
 
-/** The read-model records of accounts changed since the last flush at `sincePosition`. */
-function changesOf(accounts: AccountState[], sincePosition: number): AccountStateChanges {
-  const changes: AccountStateChanges = { accounts: [], months: [] };
-  for (const account of accounts) {
-    // The account record (zone, currency, threshold) only when it changed: spend changes months only.
-    if (account.position > sincePosition) changes.accounts.push(accountRecordOf(account));
-    for (const month of account.months) {
-      if (month.position <= sincePosition) continue;
-      changes.months.push(monthRecordOf(account.accountId, month));
-    }
-  }
-  return changes;
-}
-
-/** Fields named one by one: a spread per changed month was a visible part of every flush. */
-function monthRecordOf(accountId: string, month: AccountState['months'][number]): MonthTotalRecord {
-  return {
-    accountId,
-    month: month.month,
-    totalMinor: month.totalMinor,
-    transactionCount: month.transactionCount,
-    alertedThresholdVersion: month.alertedThresholdVersion,
-    newestEventAtMs: month.newestEventAtMs,
-    position: month.position,
-  };
-}
-
-function accountRecordOf(account: AccountState): AccountStateRecord {
-  return {
-    accountId: account.accountId,
-    timeZone: account.timeZone,
-    currency: account.currency,
-    threshold: account.threshold ? { ...account.threshold } : undefined,
-    thresholdVersion: account.thresholdVersion,
-    position: account.position,
-    updatedAtMs: account.updatedAtMs,
-  };
-}
-
 /** The state machine's records as they are when asked (a store that rewrites whole pages reads them instead of its own). */
 function recordsOf(state: BillingShard): AccountStateSource {
   return {
-    account: (accountId) => {
-      const account = state.account(accountId);
-      return account && accountRecordOf(account);
-    },
-    month: (accountId, month) => {
-      const held = state.account(accountId)?.months.find((candidate) => candidate.month === month);
-      return held && monthRecordOf(accountId, held);
-    },
+    account: (accountId) => state.accountRecord(accountId),
+    month: (accountId, month) => state.monthRecord(accountId, month),
   };
 }

@@ -88,6 +88,9 @@ const LAYOUT_KEY = 'layout';
 /** Pages of account records (`accounts`) and of each month's totals (`YYYY-MM`): a month's pages stop changing once it is over. */
 type PageScope = 'accounts' | MonthKey;
 const pageKey = (scope: PageScope, page: number) => `page.${scope}.${page}`;
+const scopeOfPageKey = (key: string): PageScope => key.slice('page.'.length, key.lastIndexOf('.'));
+type ChangedRecord = AccountStateRecord | MonthTotalRecord;
+const lineOf = (scope: PageScope, record: ChangedRecord): string => (scope === 'accounts' ? accountLine(record as AccountStateRecord) : monthLine(record as MonthTotalRecord));
 /** The months that have pages, so that a history is listed without listing keys. */
 const MONTHS_KEY = 'months';
 /*
@@ -261,33 +264,25 @@ export class KvAccountStateStore implements AccountStateStore {
     const stored = await this.flushedPosition(shard);
     if (stored >= position) return;
 
-    const changedPages = new Map<string, { page: number; lines: string[]; accountIds: string[] }>();
-    const add = (scope: PageScope, accountId: string, line: string) => {
-      const page = pageOfAccount(accountId, layout.pagesPerShard);
+    // The changed records by page; their lines are made page by page as the entries are encoded
+    // (all lines of a large flush at once were most of the writer's memory).
+    const changedPages = new Map<string, { page: number; scope: PageScope; records: ChangedRecord[] }>();
+    const add = (scope: PageScope, record: ChangedRecord) => {
+      const page = pageOfAccount(record.accountId, layout.pagesPerShard);
       const key = pageKey(scope, page);
       const changed = changedPages.get(key);
-      if (changed) {
-        changed.lines.push(line);
-        changed.accountIds.push(accountId);
-      } else {
-        changedPages.set(key, { page, lines: [line], accountIds: [accountId] });
-      }
+      if (changed) changed.records.push(record);
+      else changedPages.set(key, { page, scope, records: [record] });
     };
     const months = new Set<MonthKey>();
-    // The writer (billing) applies its input on the same thread: encode in slices, never for long at once.
-    const slice = new Slicer(SLICE_MS);
-    for (const account of changes.accounts) {
-      add('accounts', account.accountId, accountLine(account));
-      const pause = slice.pauseIfDue();
-      if (pause) await pause;
-    }
+    for (const account of changes.accounts) add('accounts', account);
     for (const month of changes.months) {
-      const pause = slice.pauseIfDue();
-      if (pause) await pause;
       if (!MONTH_PATTERN.test(month.month)) throw new Error(`month of ${month.accountId} must be YYYY-MM, not ${JSON.stringify(month.month)}`);
       months.add(month.month);
-      add(month.month, month.accountId, monthLine(month));
+      add(month.month, month);
     }
+    // The writer (billing) applies its input on the same thread: encode in slices, never for long at once.
+    const slice = new Slicer(SLICE_MS);
     await this.recordMonths(kv, this.bucketName(shard), [...months]);
 
     // What this process knows of the pages it wrote; dropped when someone else wrote the shard since
@@ -320,32 +315,36 @@ export class KvAccountStateStore implements AccountStateStore {
     );
     // Pages staggered (page mod 8) so that they do not all become complete at the same flush.
     const due = (changes: number | undefined, page: number) => changes === undefined || changes >= Math.max(1, this.compactAfterChanges - (page % 8));
-    const completing: Array<[key: string, lines: string[]]> = [];
+    const completing: Array<[key: string, scope: PageScope, records: ChangedRecord[]]> = [];
     const entries: Array<[key: string, value: Uint8Array]> = [];
     // Pages idle since changes of theirs: a complete entry now, so that their latest revision is one.
     const settleAfter = this.options.settleIdlePagesAfterWrites ?? 60;
     for (const [key, cached] of writer.pages) {
-      if (!changedPages.has(key) && (cached.changesSinceComplete ?? 0) > 0 && writer.writes - cached.lastWrite >= settleAfter) completing.push([key, []]);
+      if (!changedPages.has(key) && (cached.changesSinceComplete ?? 0) > 0 && writer.writes - cached.lastWrite >= settleAfter) completing.push([key, scopeOfPageKey(key), []]);
     }
-    for (const [key, { page, lines, accountIds }] of changedPages) {
+    for (const [key, { page, scope, records }] of changedPages) {
+      const pause = slice.pauseIfDue();
+      if (pause) await pause;
       const cached = writer.pages.get(key) as CachedPage;
-      for (const accountId of accountIds) cached.accountIds.add(accountId);
-      if (due(cached.changesSinceComplete, page)) completing.push([key, lines]);
-      else entries.push([key, encoder.encode(lines.join(''))]);
+      for (const record of records) cached.accountIds.add(record.accountId);
+      if (due(cached.changesSinceComplete, page)) completing.push([key, scope, records]);
+      else entries.push([key, encoder.encode(records.map((record) => lineOf(scope, record)).join(''))]);
     }
     // A complete entry from the source's records as they are now (at least as new as the changes),
     // encoded straight into the page; a record the source lacks from the changes or, failing
     // those, from what is read back.
-    for (const [key, lines] of completing) {
+    for (const [key, scope, records] of completing) {
       const pause = slice.pauseIfDue();
       if (pause) await pause;
       const cached = writer.pages.get(key) as CachedPage;
-      const scope = key.slice('page.'.length, key.lastIndexOf('.'));
       const { source } = changes;
       // The changes' own records, in case the source is behind them (it never is in billing: the same state).
-      const changed = new Map<string, PageRecord>();
-      for (const line of lines) mergeRecord(changed, parsePageRecord(line));
-      let body = '';
+      const changed = new Map<string, ChangedRecord>();
+      for (const record of records) {
+        const held = changed.get(record.accountId);
+        if (!held || record.position >= held.position) changed.set(record.accountId, record);
+      }
+      const lines: string[] = [];
       const lacking: string[] = [];
       for (const accountId of cached.accountIds) {
         const record = source === undefined ? undefined : scope === 'accounts' ? source.account(accountId) : source.month(accountId, scope);
@@ -353,19 +352,22 @@ export class KvAccountStateStore implements AccountStateStore {
           lacking.push(accountId);
           continue;
         }
-        const change = changed.get(scope === 'accounts' ? accountRecordKey(accountId) : monthRecordKey(accountId, scope));
-        if (change && change.position > record.position) body += change.line;
-        else body += scope === 'accounts' ? accountLine(record as AccountStateRecord) : monthLine(record as MonthTotalRecord);
+        const change = changed.get(accountId);
+        lines.push(lineOf(scope, change && change.position > record.position ? change : record));
       }
       if (lacking.length > 0) {
-        const records = changed;
-        const wanted = new Set(lacking.map((accountId) => (scope === 'accounts' ? accountRecordKey(accountId) : monthRecordKey(accountId, scope))));
-        if ([...wanted].some((recordKey) => !records.has(recordKey))) {
-          for (const record of (await readBackPage(key)).values()) if (wanted.has(record.key)) mergeRecord(records, record);
+        const held = new Map<string, PageRecord>();
+        for (const accountId of lacking) {
+          const change = changed.get(accountId);
+          if (change) mergeRecord(held, parsePageRecord(lineOf(scope, change)));
         }
-        for (const recordKey of wanted) body += records.get(recordKey)?.line ?? '';
+        const wanted = new Set(lacking.map((accountId) => (scope === 'accounts' ? accountRecordKey(accountId) : monthRecordKey(accountId, scope))));
+        if ([...wanted].some((recordKey) => !held.has(recordKey))) {
+          for (const record of (await readBackPage(key)).values()) if (wanted.has(record.key)) mergeRecord(held, record);
+        }
+        for (const recordKey of wanted) lines.push(held.get(recordKey)?.line ?? '');
       }
-      entries.push([key, encoder.encode(COMPLETE_MARK + body)]);
+      entries.push([key, encoder.encode(COMPLETE_MARK + lines.join(''))]);
     }
     const completed = completing.map(([key]) => key);
     const maxPayload = this.nc.info?.max_payload ?? Number.POSITIVE_INFINITY;
