@@ -19,6 +19,13 @@ export interface BillingBenchOptions {
   /** Window results pre-filled in TOLL_AGG for the throughput phase. */
   results: number;
   accounts: number;
+  /**
+   * Results per second of event time (at most one per account and window): how fast the windower's
+   * final_before moves through the backlog, so how many windows billing keeps revisable (~10 s of
+   * results). 30,000 by default, the pipeline's target rate; a million accounts at one result each
+   * per event second would keep every result of the backlog revisable, a density no road makes.
+   */
+  eventRate: number;
   /** Results per CustomerSpendBatch message (the windower packs up to 2,000). */
   resultsPerMessage: number;
   /** Breaches measured in the latency phase, and their rate. */
@@ -48,6 +55,8 @@ export interface BillingStoreFigures {
    */
   cpuMicrosecondsPerResult?: { billing?: number; natsServer?: number };
   peakRssMiB?: number;
+  /** What the shards held at the end of the throughput phase (shard-state): accounts, open months, revisable windows. */
+  stateSize?: { accounts: number; openMonths: number; revisableWindows: number };
   breachLatencyMs: { p50: number; p90: number; p99: number; max: number; samples: number };
 }
 
@@ -61,7 +70,7 @@ export interface BillingBenchFigures {
 const shardEngine = (process.env['BILLING_ENGINE'] ?? 'shard-state') === 'shard-state';
 // BENCH_BILLING_RESULTS / BENCH_BILLING_ACCOUNTS: e.g. a million accounts for the memory of the state.
 const fromEnv = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
-const defaults: BillingBenchOptions = { results: fromEnv('BENCH_BILLING_RESULTS', shardEngine ? 1_000_000 : 200_000), accounts: fromEnv('BENCH_BILLING_ACCOUNTS', 20_000), resultsPerMessage: 1_000, breaches: 300, breachesPerSecond: 100 };
+const defaults: BillingBenchOptions = { results: fromEnv('BENCH_BILLING_RESULTS', shardEngine ? 1_000_000 : 200_000), accounts: fromEnv('BENCH_BILLING_ACCOUNTS', 20_000), eventRate: fromEnv('BENCH_BILLING_EVENT_RATE', 30_000), resultsPerMessage: 1_000, breaches: 300, breachesPerSecond: 100 };
 const TOKEN = 'billing-bench-mobile-backend-token';
 const SHARDS = 8;
 
@@ -160,9 +169,11 @@ async function benchStore(store: 'nats-kv' | 'mongodb', options: BillingBenchOpt
     const baseMs = Date.now() - 3_600_000;
     const windows: CustomerSpendWindow[] = [];
     // Event time moves forward through the backlog as it does in the windower's output (one 1-second window per account and second).
-    const firstWindowMs = baseMs - Math.ceil(options.results / options.accounts) * 1_000;
-    for (let i = 0; i < options.results; i++) windows.push(window(`bench-${i % options.accounts}`, i, firstWindowMs + Math.floor(i / options.accounts) * 1_000, 100 + (i % 400)));
-    log(`billing (${store}): publishing ${options.results} results for ${options.accounts} accounts`);
+    // Never two results of one account in one event second (they would be one window twice).
+    const perEventSecond = Math.max(1, Math.min(options.accounts, options.eventRate));
+    const firstWindowMs = baseMs - Math.ceil(options.results / perEventSecond) * 1_000;
+    for (let i = 0; i < options.results; i++) windows.push(window(`bench-${i % options.accounts}`, i, firstWindowMs + Math.floor(i / perEventSecond) * 1_000, 100 + (i % 400)));
+    log(`billing (${store}): publishing ${options.results} results for ${options.accounts} accounts, ${perEventSecond} per second of event time`);
     await publishResults(js, windows, options.resultsPerMessage, 'backlog');
 
     const env: NodeJS.ProcessEnv = {
@@ -225,6 +236,9 @@ async function benchStore(store: 'nats-kv' | 'mongodb', options: BillingBenchOpt
     const measured = options.results - appliedAtStart;
     const cpu = cpuSeconds(billing.pid);
     const rounds = await metricSum(port, 'tollstream_billing_round_messages_count');
+    const metricsAtEnd = await readMetrics(`http://127.0.0.1:${port}/metrics`);
+    const stateOf = (kind: string) => sumOf(metricsAtEnd, 'tollstream_billing_shard_state_size', { kind }) ?? 0;
+    const stateSize = shardEngine ? { accounts: stateOf('accounts'), openMonths: stateOf('open_months'), revisableWindows: stateOf('revisable_windows') } : undefined;
     const throughputCpuSeconds = {
       billing: difference(cpu, cpuAtStart.billing),
       natsServer: natsPid === undefined ? undefined : difference(cpuSeconds(natsPid), cpuAtStart.nats),
@@ -275,6 +289,7 @@ async function benchStore(store: 'nats-kv' | 'mongodb', options: BillingBenchOpt
       cpuMicrosecondsPerResult,
       rounds,
       peakRssMiB: peakRssMiB(billing.pid),
+      stateSize,
       breachLatencyMs: {
         p50: percentile(sorted, 50),
         p90: percentile(sorted, 90),
@@ -323,6 +338,13 @@ export function printBillingBench(figures: BillingBenchFigures): void {
       console.log(
         `  ${store.store}: CPU per window result applied: billing-threshold ${perResult.billing ?? '?'} µs, nats-server ${perResult.natsServer ?? '?'} µs ` +
           '(per result ≈ per record: with 500 ms spend windows the pipeline makes about one spend result per transaction)',
+      );
+    }
+    const size = store.stateSize;
+    if (size) {
+      console.log(
+        `  ${store.store}: state at the end: ${size.accounts.toLocaleString('en-US')} accounts, ${size.openMonths.toLocaleString('en-US')} open months, ` +
+          `${size.revisableWindows.toLocaleString('en-US')} revisable windows (${figures.options.eventRate.toLocaleString('en-US')} results per event second at most)`,
       );
     }
     const l = store.breachLatencyMs;

@@ -164,6 +164,20 @@ void runService({
           for (const [shard, pending] of shards.pendingRecords()) this.set({ shard: String(shard) }, pending);
         },
       });
+      new Gauge({
+        name: 'tollstream_billing_shard_state_size',
+        help: 'What an owned spend shard holds in memory: accounts, their open months, and windows that may still be revised (ADR 0013 amendment 5).',
+        labelNames: ['shard', 'kind'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const [shard, size] of shards.stateSizes()) {
+            this.set({ shard: String(shard), kind: 'accounts' }, size.accounts);
+            this.set({ shard: String(shard), kind: 'open_months' }, size.openMonths);
+            this.set({ shard: String(shard), kind: 'revisable_windows' }, size.revisableWindows);
+          }
+        },
+      });
       await refuseLegacyState(stateStore, shards);
       await shards.start();
       logger.info({ instanceId, spendShards: config.SPEND_SHARDS }, 'billing owns spend shards through leases (ADR 0013)');

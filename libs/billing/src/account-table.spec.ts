@@ -66,6 +66,27 @@ describe('AccountTable (a shard’s accounts in columns)', () => {
     expect(table.thresholdOf(table.slotOf('acct-998') as number)).toBeUndefined();
     expect(table.currencyOf(slot)).toBeUndefined();
   });
+
+  it('holds thresholds apart: cleared entries are reused without touching another account’s', () => {
+    const table = new AccountTable();
+    const threshold = (amountMinor: number) => ({ amountMinor, currency: 'EUR', version: amountMinor, setAtMs: amountMinor, effectiveFromMonth: '2026-12' });
+    const slots = Array.from({ length: 200 }, (_, i) => table.add(`acct-${i}`, 'UTC', 0, 0));
+    const model = new Map<number, number>();
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 199 }), fc.option(fc.integer({ min: 1, max: 1_000_000 }))), { maxLength: 400 }), (changes) => {
+        for (const [index, amount] of changes) {
+          table.setThreshold(slots[index], amount === null ? undefined : threshold(amount));
+          if (amount === null) model.delete(index);
+          else model.set(index, amount);
+        }
+        for (const [index, slot] of slots.entries()) {
+          const amount = model.get(index);
+          expect(table.thresholdOf(slot)).toEqual(amount === undefined ? undefined : threshold(amount));
+        }
+      }),
+      { numRuns: 50 },
+    );
+  });
 });
 
 describe('MonthKeys', () => {

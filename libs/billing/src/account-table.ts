@@ -4,10 +4,11 @@
  *
  * Why: as objects, an account with one month took ~490 bytes of heap (a V8 object with boxed
  * doubles, a months array sized for 17, a month object, its month string) and a million accounts
- * were ~3 million old-space objects for every major collection to trace. In columns an account is
- * its id (the index key) plus ~70 bytes, a month ~45 bytes, and the collector sees a few dozen
- * objects. Accounts are never removed (an account's slot is its insertion order, which snapshots
- * keep); months are, into a free list.
+ * were ~3 million old-space objects for every major collection to trace. In columns a million
+ * accounts with a month each take ~170 bytes an account: the id and its index entry (~70 bytes of
+ * heap), ~40 bytes of account columns, ~45 of month columns, and thresholds apart (most accounts
+ * have none). Accounts are never removed (an account's slot is its insertion order, which
+ * snapshots keep); months and thresholds are, into free lists.
  *
  * Months are numbers here (year * 12 + month - 1, so they order like "YYYY-MM"); `MonthKeys` turns
  * them into the read model's "YYYY-MM" and back.
@@ -79,6 +80,8 @@ export class MonthKeys {
 export const monthNumberOverAtMs = (month: number): number => Date.UTC(Math.floor(month / 12), (month % 12) + 1, 1) + 14 * 3_600_000;
 
 export const NO_MONTH = -1;
+/** Columns grow by a quarter: at most a fifth of a column is room not yet used (a million accounts: ~20 MB, not ~50). */
+const GROWTH = 1.25;
 
 export class AccountTable {
   private readonly slots = new Map<string, number>();
@@ -88,6 +91,10 @@ export class AccountTable {
   readonly months = new MonthKeys();
   private capacity = 0;
   private monthCapacity = 0;
+  private thresholdCapacity = 0;
+  /** Threshold entries ever used (entry 0 is "none"); cleared ones are reused. */
+  private thresholdsAllocated = 1;
+  private readonly freeThresholds: number[] = [];
   /** Month slots ever used (the pool's high-water mark); freed ones are on the free list. */
   private monthsAllocated = 0;
   private monthsUsed = 0;
@@ -101,16 +108,19 @@ export class AccountTable {
   position = new Float64Array(0);
   createdAtMs = new Float64Array(0);
   updatedAtMs = new Float64Array(0);
-  /** The threshold: amount NaN = none. */
+  /** The account's threshold entry; 0 = none (most accounts: a threshold's columns are held only by those with one). */
+  threshold = new Uint32Array(0);
+  /** First (oldest) open month, a chain ordered by month. */
+  firstMonth = new Int32Array(0);
+  /** The number of the last live snapshot that encoded the account (copy on write). */
+  encodedIn = new Uint32Array(0);
+
+  // Per threshold entry (a pool; entry 0 unused).
   thresholdAmount = new Float64Array(0);
   thresholdCurrency = new Uint16Array(0);
   thresholdOfVersion = new Uint32Array(0);
   thresholdSetAtMs = new Float64Array(0);
   thresholdFromMonth = new Uint32Array(0);
-  /** First (oldest) open month, a chain ordered by month. */
-  firstMonth = new Int32Array(0);
-  /** The number of the last live snapshot that encoded the account (copy on write). */
-  encodedIn = new Uint32Array(0);
 
   // Per month (a pool shared by the shard's accounts).
   month = new Uint32Array(0);
@@ -139,7 +149,7 @@ export class AccountTable {
 
   add(accountId: string, timeZone: string, position: number, createdAtMs: number): number {
     const slot = this.ids.length;
-    if (slot === this.capacity) this.growAccounts(Math.max(64, Math.ceil(this.capacity * 1.5)));
+    if (slot === this.capacity) this.growAccounts(Math.max(64, Math.ceil(this.capacity * GROWTH)));
     this.ids.push(accountId);
     this.slots.set(accountId, slot);
     this.zone[slot] = this.zones.numberOf(timeZone);
@@ -148,7 +158,7 @@ export class AccountTable {
     this.position[slot] = position;
     this.createdAtMs[slot] = createdAtMs;
     this.updatedAtMs[slot] = createdAtMs;
-    this.thresholdAmount[slot] = NaN;
+    this.threshold[slot] = 0;
     this.firstMonth[slot] = NO_MONTH;
     this.encodedIn[slot] = 0;
     return slot;
@@ -168,30 +178,38 @@ export class AccountTable {
   }
 
   hasThreshold(slot: number): boolean {
-    return !Number.isNaN(this.thresholdAmount[slot]);
+    return this.threshold[slot] !== 0;
   }
 
   thresholdOf(slot: number): ThresholdRecord | undefined {
-    if (!this.hasThreshold(slot)) return undefined;
+    const t = this.threshold[slot];
+    if (t === 0) return undefined;
     return {
-      amountMinor: this.thresholdAmount[slot],
-      currency: this.currencies.valueOf(this.thresholdCurrency[slot]) as string,
-      version: this.thresholdOfVersion[slot],
-      setAtMs: this.thresholdSetAtMs[slot],
-      effectiveFromMonth: this.months.textOf(this.thresholdFromMonth[slot]),
+      amountMinor: this.thresholdAmount[t],
+      currency: this.currencies.valueOf(this.thresholdCurrency[t]) as string,
+      version: this.thresholdOfVersion[t],
+      setAtMs: this.thresholdSetAtMs[t],
+      effectiveFromMonth: this.months.textOf(this.thresholdFromMonth[t]),
     };
   }
 
   setThreshold(slot: number, threshold: ThresholdRecord | undefined): void {
+    let t = this.threshold[slot];
     if (!threshold) {
-      this.thresholdAmount[slot] = NaN;
+      if (t !== 0) this.freeThresholds.push(t);
+      this.threshold[slot] = 0;
       return;
     }
-    this.thresholdAmount[slot] = threshold.amountMinor;
-    this.thresholdCurrency[slot] = this.currencies.numberOf(threshold.currency);
-    this.thresholdOfVersion[slot] = threshold.version;
-    this.thresholdSetAtMs[slot] = threshold.setAtMs;
-    this.thresholdFromMonth[slot] = this.months.numberOf(threshold.effectiveFromMonth);
+    if (t === 0) {
+      t = this.freeThresholds.pop() ?? this.thresholdsAllocated++;
+      if (t >= this.thresholdCapacity) this.growThresholds(Math.max(64, Math.ceil(this.thresholdCapacity * GROWTH)));
+      this.threshold[slot] = t;
+    }
+    this.thresholdAmount[t] = threshold.amountMinor;
+    this.thresholdCurrency[t] = this.currencies.numberOf(threshold.currency);
+    this.thresholdOfVersion[t] = threshold.version;
+    this.thresholdSetAtMs[t] = threshold.setAtMs;
+    this.thresholdFromMonth[t] = this.months.numberOf(threshold.effectiveFromMonth);
   }
 
   /** The account's open month `month` (a number), or NO_MONTH. */
@@ -210,7 +228,7 @@ export class AccountTable {
     if (m !== NO_MONTH) {
       this.freeMonth = this.nextMonth[m];
     } else {
-      if (this.monthsAllocated === this.monthCapacity) this.growMonths(Math.max(64, Math.ceil(this.monthCapacity * 1.5)));
+      if (this.monthsAllocated === this.monthCapacity) this.growMonths(Math.max(64, Math.ceil(this.monthCapacity * GROWTH)));
       m = this.monthsAllocated++;
     }
     this.monthsUsed++;
@@ -249,14 +267,19 @@ export class AccountTable {
     this.position = grown(this.position, capacity);
     this.createdAtMs = grown(this.createdAtMs, capacity);
     this.updatedAtMs = grown(this.updatedAtMs, capacity);
-    this.thresholdAmount = grown(this.thresholdAmount, capacity, NaN);
+    this.threshold = grown(this.threshold, capacity);
+    this.firstMonth = grown(this.firstMonth, capacity, NO_MONTH);
+    this.encodedIn = grown(this.encodedIn, capacity);
+    this.capacity = capacity;
+  }
+
+  private growThresholds(capacity: number): void {
+    this.thresholdAmount = grown(this.thresholdAmount, capacity);
     this.thresholdCurrency = grown(this.thresholdCurrency, capacity);
     this.thresholdOfVersion = grown(this.thresholdOfVersion, capacity);
     this.thresholdSetAtMs = grown(this.thresholdSetAtMs, capacity);
     this.thresholdFromMonth = grown(this.thresholdFromMonth, capacity);
-    this.firstMonth = grown(this.firstMonth, capacity, NO_MONTH);
-    this.encodedIn = grown(this.encodedIn, capacity);
-    this.capacity = capacity;
+    this.thresholdCapacity = capacity;
   }
 
   private growMonths(capacity: number): void {

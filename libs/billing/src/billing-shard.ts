@@ -333,12 +333,13 @@ export class BillingShard {
   alertHeadroomMinor(accountId: string, nowMs: number): number | undefined {
     const table = this.table;
     const slot = table.slotOf(accountId);
-    if (slot === undefined || !table.hasThreshold(slot)) return undefined;
-    const amount = table.thresholdAmount[slot];
+    const t = slot === undefined ? 0 : table.threshold[slot];
+    if (slot === undefined || t === 0) return undefined;
+    const amount = table.thresholdAmount[t];
     const month = table.months.numberOf(monthOf(nowMs, table.timeZoneOf(slot)));
-    if (month < table.thresholdFromMonth[slot]) return amount;
+    if (month < table.thresholdFromMonth[t]) return amount;
     const record = table.findMonth(slot, month);
-    if (record !== NO_MONTH && table.alertedThresholdVersion[record] === table.thresholdOfVersion[slot]) return undefined;
+    if (record !== NO_MONTH && table.alertedThresholdVersion[record] === table.thresholdOfVersion[t]) return undefined;
     return Math.max(0, amount - (record === NO_MONTH ? 0 : table.totalMinor[record]));
   }
 
@@ -586,9 +587,10 @@ export class BillingShard {
 
   private checkBreach(slot: number, record: number, breachedAtMs: number, logTimeMs: number, sequence: number): SpendingAlertRecord | undefined {
     const table = this.table;
-    const thresholdMinor = table.thresholdAmount[slot];
-    if (Number.isNaN(thresholdMinor) || table.month[record] < table.thresholdFromMonth[slot]) return undefined;
-    const version = table.thresholdOfVersion[slot];
+    const t = table.threshold[slot];
+    if (t === 0 || table.month[record] < table.thresholdFromMonth[t]) return undefined;
+    const thresholdMinor = table.thresholdAmount[t];
+    const version = table.thresholdOfVersion[t];
     if (table.totalMinor[record] < thresholdMinor || table.alertedThresholdVersion[record] === version) return undefined;
     table.alertedThresholdVersion[record] = version;
     table.monthPosition[record] = sequence;
@@ -604,7 +606,7 @@ export class BillingShard {
       thresholdMinor,
       thresholdVersion: version,
       totalMinor: table.totalMinor[record],
-      currency: table.currencies.valueOf(table.thresholdCurrency[slot]) as string,
+      currency: table.currencies.valueOf(table.thresholdCurrency[t]) as string,
       breachedAtMs,
       raisedAtMs: logTimeMs,
     };

@@ -63,6 +63,16 @@ export class BillingShards {
     return pending;
   }
 
+  /** Per owned shard that is running, what its state holds (what a billing instance's memory grows with). */
+  stateSizes(): Map<number, { accounts: number; openMonths: number; revisableWindows: number }> {
+    const sizes = new Map<number, { accounts: number; openMonths: number; revisableWindows: number }>();
+    for (const [shard, runner] of this.runners) {
+      const state = runner.current;
+      if (state) sizes.set(shard, { accounts: state.accountCount, openMonths: state.openMonthCount, revisableWindows: state.revisableWindows });
+    }
+    return sizes;
+  }
+
   get ownedShards(): number[] {
     return [...this.runners.keys()].sort((a, b) => a - b);
   }
