@@ -80,7 +80,7 @@ async function startHarness(): Promise<Harness> {
         BILLING_SNAPSHOT_INTERVAL: '200ms',
         BILLING_FLUSH_INTERVAL: '100ms',
         // Far below the shards' accounts: the runner also waits for flushes under way (bounded flush memory) while it is killed.
-        BILLING_MAX_UNFLUSHED_ACCOUNTS: '5',
+        BILLING_MAX_UNFLUSHED_ACCOUNTS: '40',
         BILLING_QUERY_TIMEOUT: '300ms',
         BILLING_COMMAND_TIMEOUT: '15s',
         OPERATOR_TIME_ZONE: 'UTC',

@@ -40,8 +40,8 @@ export const billingConfigSchema = z
     BILLING_MAX_PUBLISHES_IN_FLIGHT: z.coerce.number().int().min(1).max(100_000).default(1_024),
     /** Messages fetched ahead per shard: 512 stalled the ordered consumer on batches of 1,000 results (bench, 2026-12-06); 32 and 128 did not. */
     BILLING_FETCH_AHEAD: z.coerce.number().int().min(1).max(10_000).default(32),
-    /** Changed accounts a shard holds unwritten while a flush is under way before it waits for the flush (bounds a flush's memory). */
-    BILLING_MAX_UNFLUSHED_ACCOUNTS: z.coerce.number().int().min(1).max(10_000_000).default(20_000),
+    /** Changed accounts the instance holds unwritten, shared by its shards: past its share a shard waits for its flush under way (bounds the memory of flushes). */
+    BILLING_MAX_UNFLUSHED_ACCOUNTS: z.coerce.number().int().min(1).max(10_000_000).default(160_000),
     /** A spend batch that came before its predecessor waits at most this (log time) before it is applied anyway. */
     BILLING_GAP_TIMEOUT: durationMsSchema.default(10 * 60_000),
     BILLING_MAX_HELD_BATCHES: z.coerce.number().int().min(1).max(1_000_000).default(10_000),

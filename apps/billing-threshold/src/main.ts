@@ -122,8 +122,8 @@ void runService({
           flushIntervalMs: config.BILLING_FLUSH_INTERVAL,
           maxPublishesInFlight: config.BILLING_MAX_PUBLISHES_IN_FLIGHT,
           fetchAhead: config.BILLING_FETCH_AHEAD,
-          maxUnflushedAccounts: config.BILLING_MAX_UNFLUSHED_ACCOUNTS,
         },
+        maxUnflushedAccounts: config.BILLING_MAX_UNFLUSHED_ACCOUNTS,
         observer: {
           outcomes: (_shard, outcomes) => {
             for (const [outcome, count] of Object.entries(outcomes)) {

@@ -21,7 +21,12 @@ export interface BillingShardsOptions {
   leaseTtlMs: number;
   renewIntervalMs: number;
   shard: Omit<BillingShardOptions, 'shard'>;
-  runner: ShardRunnerSettings;
+  runner: Omit<ShardRunnerSettings, 'maxUnflushedAccounts'>;
+  /**
+   * Changed accounts the instance holds unwritten at most, shared by the shards it owns (each its
+   * share, see ShardRunnerSettings.maxUnflushedAccounts): a budget of the instance's memory. Default 160,000.
+   */
+  maxUnflushedAccounts?: number;
   observer: BillingShardObserver;
   onLeaseError: (error: unknown) => void;
 }
@@ -101,7 +106,7 @@ export class BillingShards {
             options.store,
             options.deadLetters,
             { ...options.shard, shard },
-            options.runner,
+            { ...options.runner, maxUnflushedAccounts: () => Math.max(1, Math.floor((options.maxUnflushedAccounts ?? 160_000) / Math.max(1, this.runners.size))) },
             options.observer,
           );
           this.runners.set(shard, runner);

@@ -34,9 +34,10 @@ export interface ShardRunnerSettings {
    * Accounts changed and not yet written to the store at most, while a flush is under way: then the
    * runner waits for it instead of holding ever more changed records (the store's pace bounds the
    * memory of a flush; without it, a shard catching up on a backlog over a million accounts held
-   * records of all of them at once). Default 20,000.
+   * records of all of them at once). Asked at every record: the shard's share of its instance's
+   * budget, which changes with the shards the instance owns. Default 20,000.
    */
-  maxUnflushedAccounts?: number;
+  maxUnflushedAccounts?: () => number;
 }
 
 /** What the service counts and logs; every method optional. */
@@ -224,7 +225,7 @@ export class ShardRunner {
     // Buffered messages are handed over in microtasks: yield now and then so that lease renewals,
     // the AccountService and /metrics are served while a backlog is applied.
     let lastYieldAt = performance.now();
-    const maxUnflushed = this.settings.maxUnflushedAccounts ?? 20_000;
+    const maxUnflushed = this.settings.maxUnflushedAccounts ?? (() => 20_000);
     try {
       for await (const message of messages) {
         if (performance.now() - lastYieldAt > YIELD_EVERY_MS) {
@@ -258,7 +259,7 @@ export class ShardRunner {
         this.observer.outcomes?.(this.shard, output.outcomes);
         inFlight.push(...this.publishOutputs(output, message.subject).map(observed));
         if (inFlight.length >= this.settings.maxPublishesInFlight) await drain();
-        const unflushed = state.changedAccounts >= maxUnflushed;
+        const unflushed = state.changedAccounts >= maxUnflushed();
         if (unflushed && flushing) await flushing.catch(() => undefined); // its failure is failFlush's
         if (unflushed || performance.now() - lastFlushAt >= this.settings.flushIntervalMs) {
           lastFlushAt = performance.now();
