@@ -633,17 +633,20 @@ export class BillingShard {
     if (currency !== undefined) account.currency = currency;
     const threshold = table.thresholdOf(slot);
     if (threshold) account.threshold = threshold;
-    for (let m = table.firstMonth[slot]; m !== NO_MONTH; m = table.nextMonth[m]) {
-      account.months.push({
-        month: table.months.textOf(table.month[m]),
-        totalMinor: table.totalMinor[m],
-        transactionCount: table.transactionCount[m],
-        alertedThresholdVersion: table.alertedThresholdVersion[m],
-        newestEventAtMs: table.newestEventAtMs[m],
-        position: table.monthPosition[m],
-      });
-    }
+    for (let m = table.firstMonth[slot]; m !== NO_MONTH; m = table.nextMonth[m]) account.months.push(this.monthStateAt(m));
     return account;
+  }
+
+  private monthStateAt(m: number): MonthState {
+    const table = this.table;
+    return {
+      month: table.months.textOf(table.month[m]),
+      totalMinor: table.totalMinor[m],
+      transactionCount: table.transactionCount[m],
+      alertedThresholdVersion: table.alertedThresholdVersion[m],
+      newestEventAtMs: table.newestEventAtMs[m],
+      position: table.monthPosition[m],
+    };
   }
 
   private accountRecordAt(slot: number): AccountStateRecord {
@@ -659,17 +662,9 @@ export class BillingShard {
     };
   }
 
+  /** The month's state with the account id first (the read model's record, fields in its order). */
   private monthRecordAt(slot: number, m: number): MonthTotalRecord {
-    const table = this.table;
-    return {
-      accountId: table.idOf(slot),
-      month: table.months.textOf(table.month[m]),
-      totalMinor: table.totalMinor[m],
-      transactionCount: table.transactionCount[m],
-      alertedThresholdVersion: table.alertedThresholdVersion[m],
-      newestEventAtMs: table.newestEventAtMs[m],
-      position: table.monthPosition[m],
-    };
+    return Object.assign({ accountId: this.table.idOf(slot) }, this.monthStateAt(m));
   }
 
   /** Restores one account of a snapshot (after those before it: slots keep their order). */
