@@ -44,6 +44,7 @@ export interface AccountState {
   /** Shard position of the record that last changed the account (threshold, currency). */
   position: number;
   createdAtMs: number;
+  /** Log time of that record (spend changes months, which have their own positions). */
   updatedAtMs: number;
 }
 
@@ -529,12 +530,17 @@ export class BillingShard {
     original: () => Uint8Array,
   ): number {
     const table = this.table;
+    // Positions are where the change is applied, the record being applied now: a held batch applied
+    // later than it was stored (its `sequence`, which names its dead letters) must not carry a
+    // position at or below a flush already made, or the read model would never get its change, and
+    // a later change of the same record with a higher position would lose to it.
+    const position = this.lastSequenceApplied;
     const slot = table.slotOf(accountId) ?? this.newAccount(accountId, logTimeMs);
     this.beforeChange(slot);
     const currency = table.currencies.numberOf(currencyCode);
     if (table.currency[slot] === 0) {
       table.currency[slot] = currency;
-      this.touchAccount(slot, sequence, logTimeMs);
+      this.touchAccount(slot, position, logTimeMs);
     } else if (table.currency[slot] !== currency) {
       output.deadLetters.push({
         reasonCode: 'CURRENCY_MISMATCH',
@@ -558,15 +564,14 @@ export class BillingShard {
         count(output, 'month-sealed');
         return NOT_APPLIED;
       }
-      record = table.addMonth(slot, month, sequence);
+      record = table.addMonth(slot, month, position);
     }
     table.totalMinor[record] += amountMinor;
     table.transactionCount[record] += transactionCount;
     if (occurredAtMs > table.newestEventAtMs[record]) table.newestEventAtMs[record] = occurredAtMs;
-    table.monthPosition[record] = sequence;
-    table.updatedAtMs[slot] = logTimeMs;
+    table.monthPosition[record] = position;
     this.changed.add(slot);
-    const alert = this.checkBreach(slot, record, occurredAtMs, logTimeMs, sequence);
+    const alert = this.checkBreach(slot, record, occurredAtMs, logTimeMs, position);
     if (alert) output.alerts.push(alert);
     this.dropClosedMonths(slot);
     return slot;
@@ -585,7 +590,7 @@ export class BillingShard {
     }
   }
 
-  private checkBreach(slot: number, record: number, breachedAtMs: number, logTimeMs: number, sequence: number): SpendingAlertRecord | undefined {
+  private checkBreach(slot: number, record: number, breachedAtMs: number, logTimeMs: number, position: number): SpendingAlertRecord | undefined {
     const table = this.table;
     const t = table.threshold[slot];
     if (t === 0 || table.month[record] < table.thresholdFromMonth[t]) return undefined;
@@ -593,7 +598,7 @@ export class BillingShard {
     const version = table.thresholdOfVersion[t];
     if (table.totalMinor[record] < thresholdMinor || table.alertedThresholdVersion[record] === version) return undefined;
     table.alertedThresholdVersion[record] = version;
-    table.monthPosition[record] = sequence;
+    table.monthPosition[record] = position;
     this.changed.add(slot);
     const accountId = table.idOf(slot);
     const month = table.months.textOf(table.month[record]);

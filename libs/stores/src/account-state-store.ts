@@ -18,6 +18,7 @@ export interface AccountStateRecord {
   thresholdVersion: number;
   /** Shard position of the record that last changed the account record (zone, currency, threshold). */
   position: number;
+  /** Log time of that record. */
   updatedAtMs: number;
 }
 
