@@ -1,6 +1,6 @@
 import fc from 'fast-check';
-import { AccountTable, MonthKeys, monthNumberOverAtMs, NO_MONTH } from './account-table';
-import { monthCertainlyOverAtMs } from './months';
+import { AccountTable, MonthKeys, NO_MONTH } from './account-table';
+import { monthCertainlyOverAtMs, monthNumberOverAtMs } from './months';
 import { NO_WINDOW, WindowsEndingAt } from './revisable-windows';
 
 const monthsOf = (table: AccountTable, slot: number): string[] => {

@@ -14,14 +14,14 @@
  * them into the read model's "YYYY-MM" and back.
  */
 import type { MonthKey, ThresholdRecord } from '@tollstream/stores';
+import { MONTH_PATTERN } from './months';
 
 type Column = Float64Array | Uint32Array | Int32Array | Uint16Array;
 
-/** A copy of the column with room for `capacity` (the rest zero, or `fill`). */
-export function grown<T extends Column>(column: T, capacity: number, fill?: number): T {
+/** A copy of the column with room for `capacity` (the rest zero). */
+export function grown<T extends Column>(column: T, capacity: number): T {
   const next = new (column.constructor as new (length: number) => T)(capacity);
   next.set(column);
-  if (fill !== undefined) next.fill(fill, column.length);
   return next;
 }
 
@@ -41,12 +41,10 @@ export class StringTable {
     return number;
   }
 
-  valueOf(number: number): string | undefined {
+  stringOf(number: number): string | undefined {
     return number === 0 ? undefined : this.values[number];
   }
 }
-
-const MONTH = /^(\d{4})-(0[1-9]|1[0-2])$/;
 
 /** "YYYY-MM" ↔ year * 12 + month - 1, remembered both ways (a shard sees few months). */
 export class MonthKeys {
@@ -56,7 +54,7 @@ export class MonthKeys {
   numberOf(month: MonthKey): number {
     let number = this.numbers.get(month);
     if (number === undefined) {
-      const match = MONTH.exec(month);
+      const match = MONTH_PATTERN.exec(month);
       if (!match) throw new Error(`not a month: ${JSON.stringify(month)}`);
       number = Number(match[1]) * 12 + Number(match[2]) - 1;
       this.numbers.set(month, number);
@@ -75,9 +73,6 @@ export class MonthKeys {
     return text;
   }
 }
-
-/** An instant certainly after the month ended in every zone: next month's UTC start plus 14 hours. */
-export const monthNumberOverAtMs = (month: number): number => Date.UTC(Math.floor(month / 12), (month % 12) + 1, 1) + 14 * 3_600_000;
 
 export const NO_MONTH = -1;
 /** Columns grow by a quarter: at most a fifth of a column is room not yet used (a million accounts: ~20 MB, not ~50). */
@@ -170,11 +165,11 @@ export class AccountTable {
   }
 
   timeZoneOf(slot: number): string {
-    return this.zones.valueOf(this.zone[slot]) as string;
+    return this.zones.stringOf(this.zone[slot]) as string;
   }
 
   currencyOf(slot: number): string | undefined {
-    return this.currencies.valueOf(this.currency[slot]);
+    return this.currencies.stringOf(this.currency[slot]);
   }
 
   hasThreshold(slot: number): boolean {
@@ -186,7 +181,7 @@ export class AccountTable {
     if (t === 0) return undefined;
     return {
       amountMinor: this.thresholdAmount[t],
-      currency: this.currencies.valueOf(this.thresholdCurrency[t]) as string,
+      currency: this.currencies.stringOf(this.thresholdCurrency[t]) as string,
       version: this.thresholdOfVersion[t],
       setAtMs: this.thresholdSetAtMs[t],
       effectiveFromMonth: this.months.textOf(this.thresholdFromMonth[t]),
@@ -268,7 +263,7 @@ export class AccountTable {
     this.createdAtMs = grown(this.createdAtMs, capacity);
     this.updatedAtMs = grown(this.updatedAtMs, capacity);
     this.threshold = grown(this.threshold, capacity);
-    this.firstMonth = grown(this.firstMonth, capacity, NO_MONTH);
+    this.firstMonth = grown(this.firstMonth, capacity);
     this.encodedIn = grown(this.encodedIn, capacity);
     this.capacity = capacity;
   }
@@ -289,7 +284,7 @@ export class AccountTable {
     this.alertedThresholdVersion = grown(this.alertedThresholdVersion, capacity);
     this.newestEventAtMs = grown(this.newestEventAtMs, capacity);
     this.monthPosition = grown(this.monthPosition, capacity);
-    this.nextMonth = grown(this.nextMonth, capacity, NO_MONTH);
+    this.nextMonth = grown(this.nextMonth, capacity);
     this.monthCapacity = capacity;
   }
 }

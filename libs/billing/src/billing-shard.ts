@@ -19,8 +19,8 @@
 import { IngestedTransaction, type SpendingThresholdCommand } from '@tollstream/contracts';
 import type { AccountStateRecord, MonthTotalRecord, SpendingAlertRecord, ThresholdChangeRecord, ThresholdRecord } from '@tollstream/stores';
 import { alertIdOf, thresholdEventIdOf, type BillingPolicy, type EntryOutcome } from './account-spend';
-import { AccountTable, monthNumberOverAtMs, NO_MONTH } from './account-table';
-import { monthOf } from './months';
+import { AccountTable, NO_MONTH } from './account-table';
+import { monthNumberOverAtMs, monthOf } from './months';
 import { NO_WINDOW, WindowsEndingAt, type AppliedWindow } from './revisable-windows';
 import { MAX_ENTRY_AMOUNT_MINOR } from './spend-entries';
 import { readSpendBatch, type SpendBatchInput, type SpendWindowInput } from './spend-batch-reader';
@@ -452,11 +452,13 @@ export class BillingShard {
     const known = this.table.slotOf(window.accountId);
     const ending = track.windows.get(endMs);
     const applied = known === undefined || ending === undefined ? NO_WINDOW : ending.find(known, startMs, currency);
-    if (applied !== NO_WINDOW && (ending as WindowsEndingAt).revision[applied] >= window.revision) {
-      count(output, (ending as WindowsEndingAt).revision[applied] === window.revision ? 'duplicate' : 'superseded');
+    // The windows of this end, when they hold what was applied for this window.
+    const before = applied === NO_WINDOW ? undefined : ending;
+    if (before && before.revision[applied] >= window.revision) {
+      count(output, before.revision[applied] === window.revision ? 'duplicate' : 'superseded');
       return;
     }
-    if (applied === NO_WINDOW && window.revision > 1 && endMs <= track.finalBeforeMs) {
+    if (!before && window.revision > 1 && endMs <= track.finalBeforeMs) {
       // A revision of a window already final: its earlier revision's amount is forgotten, so the
       // difference cannot be known. Only a batch far out of order can do this: dead-lettered, not guessed.
       output.deadLetters.push({
@@ -468,7 +470,6 @@ export class BillingShard {
       count(output, 'amendment-unapplicable');
       return;
     }
-    const before = applied === NO_WINDOW ? undefined : (ending as WindowsEndingAt);
     const slot = this.addSpend(
       window.accountId,
       window.currency,
@@ -611,7 +612,7 @@ export class BillingShard {
       thresholdMinor,
       thresholdVersion: version,
       totalMinor: table.totalMinor[record],
-      currency: table.currencies.valueOf(table.thresholdCurrency[t]) as string,
+      currency: table.currencies.stringOf(table.thresholdCurrency[t]) as string,
       breachedAtMs,
       raisedAtMs: logTimeMs,
     };
@@ -712,7 +713,7 @@ export class BillingShard {
       JSON.stringify({ format: SNAPSHOT_FORMAT, shard: this.shard, lastSequence: this.lastSequenceApplied, lastLogTimeMs: this.lastLogTimeMs, accounts: live.accounts }),
     );
     const idOf = (slot: number) => this.table.idOf(slot);
-    const currencyOf = (currency: number) => this.table.currencies.valueOf(currency) as string;
+    const currencyOf = (currency: number) => this.table.currencies.stringOf(currency) as string;
     const partitions: Uint8Array[] = [];
     for (const [partition, track] of this.partitions) {
       const held = [...track.held.entries()].map(([position, entry]) => ({

@@ -61,5 +61,8 @@ export const MONTH_PATTERN = /^(\d{4})-(0[1-9]|1[0-2])$/;
 export function monthCertainlyOverAtMs(month: string): number {
   const match = MONTH_PATTERN.exec(month);
   if (!match) throw new Error(`not a month: ${month}`);
-  return Date.UTC(Number(match[1]), Number(match[2]), 1) + 14 * 3_600_000;
+  return monthNumberOverAtMs(Number(match[1]) * 12 + Number(match[2]) - 1);
 }
+
+/** monthCertainlyOverAtMs of a month as a number (year * 12 + month - 1, the billing state's months). */
+export const monthNumberOverAtMs = (month: number): number => Date.UTC(Math.floor(month / 12), (month % 12) + 1, 1) + 14 * 3_600_000;
