@@ -1,4 +1,5 @@
-import { MongoClient, MongoServerError, type ClientSession, type Collection, type Db } from 'mongodb';
+import type { ClientSession, Collection, Db, MongoClient } from 'mongodb';
+import { connectMongo, isDuplicateKeyError } from './mongo-driver';
 import {
   backoff,
   MAX_UPDATE_ATTEMPTS,
@@ -25,8 +26,6 @@ type AccountDocument = Omit<AccountRecord, 'accountId'> & { _id: string; rev: nu
 /** Stored month: one document per (account, month). */
 type MonthDocument = MonthRecord & { _id: string; accountId: string; rev: number };
 
-const DUPLICATE_KEY = 11000;
-
 /** Another writer changed a guarded document between our read and our write. */
 class GuardMissed extends Error {}
 
@@ -52,8 +51,7 @@ export class MongoAccountSpendStore implements AccountSpendStore {
   ) {}
 
   static async open(options: MongoAccountSpendStoreOptions): Promise<MongoAccountSpendStore> {
-    const client = new MongoClient(options.uri, { writeConcern: { w: 'majority' }, readConcern: { level: 'majority' }, retryWrites: true });
-    await client.connect();
+    const client = await connectMongo(options.uri);
     const db: Db = client.db(options.database ?? 'tollstream');
     const prefix = options.collectionPrefix ?? 'billing_';
     const accounts = db.collection<AccountDocument>(`${prefix}accounts`);
@@ -75,7 +73,7 @@ export class MongoAccountSpendStore implements AccountSpendStore {
           readPreference: 'primary',
         });
       } catch (error) {
-        if (!(error instanceof GuardMissed) && !isDuplicateKey(error)) throw error;
+        if (!(error instanceof GuardMissed) && !isDuplicateKeyError(error)) throw error;
         await backoff(attempt);
       } finally {
         await session.endSession();
@@ -175,6 +173,3 @@ function monthRecordOf(stored: MonthDocument): MonthRecord {
   return fields;
 }
 
-function isDuplicateKey(error: unknown): boolean {
-  return error instanceof MongoServerError && error.code === DUPLICATE_KEY;
-}

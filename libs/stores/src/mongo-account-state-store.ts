@@ -1,4 +1,5 @@
-import { MongoBulkWriteError, MongoClient, type AnyBulkWriteOperation, type Collection } from 'mongodb';
+import type { AnyBulkWriteOperation, Collection, MongoClient } from 'mongodb';
+import { connectMongo, isOnlyDuplicateKeys } from './mongo-driver';
 import type { ListMonthsOptions, MonthKey } from './account-spend-store';
 import { checkWrite, type AccountStateChanges, type AccountStateRecord, type AccountStateStore, type MonthTotalRecord } from './account-state-store';
 
@@ -19,7 +20,6 @@ interface ShardDocument {
   position: number;
 }
 
-const DUPLICATE_KEY = 11000;
 
 /**
  * The production adapter: `<prefix>account_state` (one document per account), `<prefix>month_totals`
@@ -42,8 +42,7 @@ export class MongoAccountStateStore implements AccountStateStore {
   ) {}
 
   static async open(options: MongoAccountStateStoreOptions): Promise<MongoAccountStateStore> {
-    const client = new MongoClient(options.uri, { writeConcern: { w: 'majority' }, readConcern: { level: 'majority' }, retryWrites: true });
-    await client.connect();
+    const client = await connectMongo(options.uri);
     const db = client.db(options.database ?? 'tollstream');
     const prefix = options.collectionPrefix ?? 'billing_';
     const months = db.collection<MonthDocument>(`${prefix}month_totals`);
@@ -79,7 +78,7 @@ export class MongoAccountStateStore implements AccountStateStore {
         await collection.bulkWrite(operations.slice(start, start + this.batchSize), { ordered: false });
       } catch (error) {
         // A newer stored record: its guard did not match and the upsert's insert collided. Anything else fails the write.
-        if (error instanceof MongoBulkWriteError && error.writeErrors && [error.writeErrors].flat().every((writeError) => writeError.code === DUPLICATE_KEY)) continue;
+        if (isOnlyDuplicateKeys(error)) continue;
         throw error;
       }
     }

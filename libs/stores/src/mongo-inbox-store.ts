@@ -1,4 +1,5 @@
-import { MongoClient, MongoServerError, type Collection } from 'mongodb';
+import type { Collection, MongoClient } from 'mongodb';
+import { connectMongo, isDuplicateKeyError } from './mongo-driver';
 import type { AppendResult, InboxPage, InboxStore, ListInboxOptions, NewNotification, StoredNotification } from './inbox-store';
 
 export interface MongoInboxStoreOptions {
@@ -16,7 +17,6 @@ interface HeadDocument {
   lastSequence: number;
 }
 
-const DUPLICATE_KEY = 11000;
 
 /**
  * The production adapter: MongoDB (a replica set; transactions need one).
@@ -38,8 +38,7 @@ export class MongoInboxStore implements InboxStore {
   ) {}
 
   static async open(options: MongoInboxStoreOptions): Promise<MongoInboxStore> {
-    const client = new MongoClient(options.uri, { writeConcern: { w: 'majority' }, readConcern: { level: 'majority' }, retryWrites: true });
-    await client.connect();
+    const client = await connectMongo(options.uri);
     const db = client.db(options.database ?? 'tollstream');
     const prefix = options.collectionPrefix ?? 'notifier_';
     const notifications = db.collection<NotificationDocument>(`${prefix}notifications`);
@@ -65,7 +64,7 @@ export class MongoInboxStore implements InboxStore {
         return { notification, created: true };
       } catch (error) {
         // Another writer stored the same alert concurrently: read it on the next turn.
-        if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
+        if (!isDuplicateKeyError(error)) throw error;
       } finally {
         await session.endSession();
       }

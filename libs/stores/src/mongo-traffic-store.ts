@@ -1,4 +1,5 @@
-import { MongoClient, MongoServerError, type Collection } from 'mongodb';
+import type { Collection, MongoClient } from 'mongodb';
+import { connectMongo, isDuplicateKeyError } from './mongo-driver';
 import { backoff, MAX_UPDATE_ATTEMPTS, StoreContentionError } from './account-spend-store';
 import {
   TrafficStateConflictError,
@@ -19,8 +20,6 @@ export interface MongoTrafficStoreOptions {
 
 type ReferenceDocument = Omit<StationReferenceRecord, 'stationId'> & { _id: string; rev: number };
 type StateDocument = { _id: string; rev: number; state: TrafficPartitionState };
-const DUPLICATE_KEY = 11000;
-const isDuplicateKey = (error: unknown) => error instanceof MongoServerError && error.code === DUPLICATE_KEY;
 
 /**
  * Production adapters (MongoDB): one document per station / per partition, each write guarded by
@@ -35,8 +34,7 @@ export class MongoTrafficStores {
   ) {}
 
   static async open(options: MongoTrafficStoreOptions): Promise<MongoTrafficStores> {
-    const client = new MongoClient(options.uri, { writeConcern: { w: 'majority' }, readConcern: { level: 'majority' }, retryWrites: true });
-    await client.connect();
+    const client = await connectMongo(options.uri);
     const db = client.db(options.database ?? 'tollstream');
     const prefix = options.collectionPrefix ?? 'traffic_';
     const references = db.collection<ReferenceDocument>(`${prefix}references`);
@@ -78,7 +76,7 @@ class MongoReferenceStore implements TrafficReferenceStore {
         const updated = await this.collection.findOneAndUpdate({ _id: stationId, rev: document.rev }, { $set: { versions: next.versions, rev: document.rev + 1 } });
         if (updated) return next;
       } catch (error) {
-        if (!isDuplicateKey(error)) throw error;
+        if (!isDuplicateKeyError(error)) throw error;
       }
       await backoff(attempt);
     }
@@ -106,7 +104,7 @@ class MongoDetectionStore implements TrafficDetectionStore {
         await this.collection.insertOne({ _id, rev: 1, state });
         return 1;
       } catch (error) {
-        if (isDuplicateKey(error)) throw new TrafficStateConflictError(`partition ${state.partition}: state created by another writer`);
+        if (isDuplicateKeyError(error)) throw new TrafficStateConflictError(`partition ${state.partition}: state created by another writer`);
         throw error;
       }
     }
