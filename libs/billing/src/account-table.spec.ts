@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { AccountTable, MonthKeys, NO_MONTH } from './account-table';
+import { AccountIndex, AccountTable, MonthKeys, NO_MONTH, hashOf } from './account-table';
 import { monthCertainlyOverAtMs, monthNumberOverAtMs } from './months';
 import { NO_WINDOW, WindowsEndingAt } from './revisable-windows';
 
@@ -86,6 +86,43 @@ describe('AccountTable (a shard’s accounts in columns)', () => {
       }),
       { numRuns: 50 },
     );
+  });
+});
+
+describe('AccountIndex (account id → slot, open addressing)', () => {
+  it('finds every indexed id at its slot and no other id, through rehashes, with ids of any text', () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.oneof(fc.string({ maxLength: 12 }), fc.string({ unit: 'grapheme', maxLength: 6 }), fc.nat(5_000).map((n) => `acct-${n}`)), { maxLength: 400 }), fc.array(fc.string({ maxLength: 12 }), { maxLength: 50 }), (accountIds, others) => {
+        const ids: string[] = [];
+        const index = new AccountIndex(ids);
+        for (const accountId of accountIds) {
+          expect(index.get(accountId)).toBeUndefined();
+          ids.push(accountId);
+          index.add(ids.length - 1);
+        }
+        accountIds.forEach((accountId, slot) => expect(index.get(accountId)).toBe(slot));
+        // A copy of the text (another string object) finds the same slot.
+        accountIds.forEach((accountId, slot) => expect(index.get([...accountId].join(''))).toBe(slot));
+        for (const other of others) expect(index.get(other)).toBe(accountIds.includes(other) ? accountIds.indexOf(other) : undefined);
+      }),
+    );
+  });
+
+  it('holds a hundred thousand sequential ids with short probes (the hash spreads ids that differ in their last digits)', () => {
+    const ids: string[] = [];
+    const index = new AccountIndex(ids);
+    for (let n = 0; n < 100_000; n++) {
+      ids.push(`acct-${String(n).padStart(7, '0')}`);
+      index.add(n);
+    }
+    // Buckets of the low 17 bits (the table's size at this count): a good spread leaves few empty.
+    const buckets = new Uint8Array(1 << 17);
+    for (const id of ids) buckets[hashOf(id) & ((1 << 17) - 1)] = 1;
+    const used = buckets.reduce((sum, b) => sum + b, 0);
+    // Random placement of 100,000 in 131,072 fills 1 - e^(-0.763) ≈ 53.4 % of them.
+    expect(used / buckets.length).toBeGreaterThan(0.5);
+    expect(index.get('acct-0099999')).toBe(99_999);
+    expect(index.get('acct-0100000')).toBeUndefined();
   });
 });
 

@@ -78,9 +78,62 @@ export const NO_MONTH = -1;
 /** Columns grow by a quarter: at most a fifth of a column is room not yet used (a million accounts: ~20 MB, not ~50). */
 const GROWTH = 1.25;
 
+/**
+ * Account id → slot, open addressing over one Int32Array (slot + 1; 0 = empty), linear probing, at
+ * most half full. Why not a Map: at a million accounts a Map's table was ~30 MiB of heap (three
+ * words an entry plus its buckets) and a copy of it at each doubling; this is 4-8 MiB off the heap,
+ * and a lookup was faster (the account ids themselves are the table's `ids`, kept once).
+ */
+export class AccountIndex {
+  private table = new Int32Array(64);
+  private mask = 63;
+
+  constructor(private readonly ids: readonly string[]) {}
+
+  get(accountId: string): number | undefined {
+    const { table, mask, ids } = this;
+    for (let at = hashOf(accountId) & mask; ; at = (at + 1) & mask) {
+      const entry = table[at];
+      if (entry === 0) return undefined;
+      if (ids[entry - 1] === accountId) return entry - 1;
+    }
+  }
+
+  /** Indexes `ids[slot]` (not yet indexed). */
+  add(slot: number): void {
+    if ((slot + 1) * 2 > this.table.length) this.rehash(this.table.length * 2); // places every id, this one too
+    else this.place(slot);
+  }
+
+  private place(slot: number): void {
+    const { table, mask } = this;
+    let at = hashOf(this.ids[slot]) & mask;
+    while (table[at] !== 0) at = (at + 1) & mask;
+    table[at] = slot + 1;
+  }
+
+  private rehash(capacity: number): void {
+    this.table = new Int32Array(capacity);
+    this.mask = capacity - 1;
+    for (let slot = 0; slot < this.ids.length; slot++) this.place(slot);
+  }
+}
+
+/** FNV-1a over the UTF-16 code units, then murmur3's finalizer (ids differ in their last digits: mix them into the low bits). */
+export function hashOf(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  hash ^= hash >>> 16;
+  hash = Math.imul(hash, 0x85ebca6b);
+  hash ^= hash >>> 13;
+  hash = Math.imul(hash, 0xc2b2ae35);
+  hash ^= hash >>> 16;
+  return hash >>> 0;
+}
+
 export class AccountTable {
-  private readonly slots = new Map<string, number>();
   private readonly ids: string[] = [];
+  private readonly slots = new AccountIndex(this.ids);
   readonly zones = new StringTable();
   readonly currencies = new StringTable();
   readonly months = new MonthKeys();
@@ -146,7 +199,7 @@ export class AccountTable {
     const slot = this.ids.length;
     if (slot === this.capacity) this.growAccounts(Math.max(64, Math.ceil(this.capacity * GROWTH)));
     this.ids.push(accountId);
-    this.slots.set(accountId, slot);
+    this.slots.add(slot);
     this.zone[slot] = this.zones.numberOf(timeZone);
     this.currency[slot] = 0;
     this.thresholdVersion[slot] = 0;
