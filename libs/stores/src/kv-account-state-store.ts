@@ -6,6 +6,7 @@ import type { ListMonthsOptions, MonthKey } from './account-spend-store';
 import { checkWrite, type AccountStateChanges, type AccountStateRecord, type AccountStateStore, type MonthTotalRecord } from './account-state-store';
 import { isRevisionConflict, updateWithCompareAndSet } from './kv-compare-and-set';
 import { accountLine, monthLine, MONTH_PATTERN } from './page-lines';
+import { SortedIds } from './sorted-ids';
 
 export interface KvAccountStateStoreOptions {
   /** Prefix of the read model's buckets, one per spend shard: `<prefix>-<shard>` (default billing-pages). */
@@ -53,7 +54,7 @@ interface PageRecord {
  * complete entry (undefined: unknown).
  */
 interface CachedPage {
-  accountIds: Set<string>;
+  accountIds: SortedIds;
   changesSinceComplete: number | undefined;
   /** The writer's write count when the page was last written. */
   lastWrite: number;
@@ -308,7 +309,7 @@ export class KvAccountStateStore implements AccountStateStore {
       [...changedPages.keys()].filter((key) => !writer.pages.has(key)),
       this.maxWritesInFlight,
       async (key) => {
-        const accountIds = new Set<string>();
+        const accountIds = new SortedIds();
         for (const record of (await readBackPage(key)).values()) accountIds.add(recordOf<{ accountId: string }>(record).accountId);
         writer.pages.set(key, { accountIds, changesSinceComplete: undefined, lastWrite: writer.writes });
       },
@@ -327,6 +328,7 @@ export class KvAccountStateStore implements AccountStateStore {
       if (pause) await pause;
       const cached = writer.pages.get(key) as CachedPage;
       for (const record of records) cached.accountIds.add(record.accountId);
+      cached.accountIds.merge();
       if (due(cached.changesSinceComplete, page)) completing.push([key, scope, records]);
       else entries.push([key, encoder.encode(records.map((record) => lineOf(scope, record)).join(''))]);
     }
