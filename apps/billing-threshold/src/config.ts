@@ -39,7 +39,7 @@ export const billingConfigSchema = z
     BILLING_FLUSH_INTERVAL: durationMsSchema.default(1_000),
     BILLING_MAX_PUBLISHES_IN_FLIGHT: z.coerce.number().int().min(1).max(100_000).default(1_024),
     /** Messages fetched ahead per shard: 512 stalled the ordered consumer on batches of 1,000 results (bench, 2026-12-06); 32 and 128 did not. */
-    BILLING_FETCH_AHEAD: z.coerce.number().int().min(1).max(10_000).default(32),
+    BILLING_FETCH_AHEAD: z.coerce.number().int().min(1).max(10_000).default(16),
     /** Changed accounts the instance holds unwritten, shared by its shards: past its share a shard waits for its flush under way (bounds the memory of flushes). */
     BILLING_MAX_UNFLUSHED_ACCOUNTS: z.coerce.number().int().min(1).max(10_000_000).default(160_000),
     /** A spend batch that came before its predecessor waits at most this (log time) before it is applied anyway. */
