@@ -482,6 +482,7 @@ export class BillingShard {
       sequence,
       `w${index}`,
       original,
+      known,
     );
     if (slot === NOT_APPLIED) return;
     count(output, before ? 'amended' : 'applied');
@@ -529,6 +530,8 @@ export class BillingShard {
     sequence: number,
     item: string,
     original: () => Uint8Array,
+    /** The account's slot when the caller has looked it up already (undefined: look it up here). */
+    knownSlot?: number,
   ): number {
     const table = this.table;
     // Positions are where the change is applied, the record being applied now: a held batch applied
@@ -536,7 +539,7 @@ export class BillingShard {
     // position at or below a flush already made, or the read model would never get its change, and
     // a later change of the same record with a higher position would lose to it.
     const position = this.lastSequenceApplied;
-    const slot = table.slotOf(accountId) ?? this.newAccount(accountId, logTimeMs);
+    const slot = knownSlot ?? table.slotOf(accountId) ?? this.newAccount(accountId, logTimeMs);
     this.beforeChange(slot);
     const currency = table.currencies.numberOf(currencyCode);
     if (table.currency[slot] === 0) {
