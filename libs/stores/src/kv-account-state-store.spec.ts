@@ -148,14 +148,28 @@ describe('KvAccountStateStore bulk write (real nats-server)', () => {
     expect((await second.readMonth('first-80', '2026-12'))?.totalMinor).toBe(80);
   });
 
-  it('writes complete pages from the source as it is now: a record newer than the changes wins, an older one never', async () => {
+  it('writes complete pages from the changes as of the write and the source for the other accounts: an older source never wins, a newer one comes with the next write', async () => {
     const store = await KvAccountStateStore.open(connection as NatsConnection, { bucket: 'source-newer', shardOf: () => 8, pagesPerShard: 1, compactAfterChanges: 1 });
-    const held = new Map([['a', monthOf('a', 500, 9)], ['b', monthOf('b', 10, 1)]]);
+    const held = new Map([['c', monthOf('c', 20, 2)]]);
     const source: AccountStateSource = { account: () => undefined, month: (accountId) => held.get(accountId) };
-    // The changes say position 5 for "a" and 3 for "b"; the source already holds "a" at 9 (applied meanwhile) and "b" only at 1.
+    await store.write(8, 2, { accounts: [], months: [monthOf('c', 20, 2)], source }); // complete (the page's first)
+    held.set('c', monthOf('c', 21, 3));
+    await store.write(8, 3, { accounts: [], months: [monthOf('c', 21, 3)], source }); // changes only
+    // Complete again (compactAfterChanges 1). The changes say position 5 for "a" and 3 for "b"; the
+    // source already holds "a" at 9 (applied meanwhile) and "b" only at 1; "c" comes from the source.
+    held.set('a', monthOf('a', 500, 9));
+    held.set('b', monthOf('b', 10, 1));
     await store.write(8, 5, { accounts: [], months: [monthOf('a', 300, 5), monthOf('b', 30, 3)], source });
+    expect((await store.readMonth('a', '2026-12'))?.totalMinor).toBe(300);
+    expect((await store.readMonth('b', '2026-12'))?.totalMinor).toBe(30);
+    expect((await store.readMonth('c', '2026-12'))?.totalMinor).toBe(21);
+    // The next write carries what was applied after 5.
+    held.set('b', monthOf('b', 30, 3));
+    held.set('c', monthOf('c', 25, 7));
+    await store.write(8, 9, { accounts: [], months: [monthOf('a', 500, 9), monthOf('c', 25, 7)], source });
     expect((await store.readMonth('a', '2026-12'))?.totalMinor).toBe(500);
     expect((await store.readMonth('b', '2026-12'))?.totalMinor).toBe(30);
+    expect((await store.readMonth('c', '2026-12'))?.totalMinor).toBe(25);
   });
 
   it("gives a page that stopped changing (a month that is over) a complete latest entry: its reads are one get, not its history", async () => {

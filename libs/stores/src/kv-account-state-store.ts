@@ -332,15 +332,15 @@ export class KvAccountStateStore implements AccountStateStore {
       if (due(cached.changesSinceComplete, page)) completing.push([key, scope, records]);
       else entries.push([key, encoder.encode(records.map((record) => lineOf(scope, record)).join(''))]);
     }
-    // A complete entry from the source's records as they are now (at least as new as the changes),
-    // encoded straight into the page; a record the source lacks from the changes or, failing
-    // those, from what is read back.
+    // A complete entry from the changes' records and, for the page's other accounts, the source's
+    // records as they are now, encoded straight into the page; a record neither has from what is
+    // read back.
     for (const [key, scope, records] of completing) {
       const pause = slice.pauseIfDue();
       if (pause) await pause;
       const cached = writer.pages.get(key) as CachedPage;
       const { source } = changes;
-      // The changes' own records, in case the source is behind them (it never is in billing: the same state).
+      // The changes' records by account, the newest of each.
       const changed = new Map<string, ChangedRecord>();
       for (const record of records) {
         const held = changed.get(record.accountId);
@@ -349,13 +349,17 @@ export class KvAccountStateStore implements AccountStateStore {
       const lines: string[] = [];
       const lacking: string[] = [];
       for (const accountId of cached.accountIds) {
-        const record = source === undefined ? undefined : scope === 'accounts' ? source.account(accountId) : source.month(accountId, scope);
-        if (record === undefined) {
-          lacking.push(accountId);
+        // A changed record is the record as of this write's position: all a complete entry needs (the
+        // source may be newer still; the next write carries that). Asking the source for it too made
+        // the first writes after a start, complete entries of nothing but changes, cost twice.
+        const change = changed.get(accountId);
+        if (change) {
+          lines.push(lineOf(scope, change));
           continue;
         }
-        const change = changed.get(accountId);
-        lines.push(lineOf(scope, change && change.position > record.position ? change : record));
+        const record = source === undefined ? undefined : scope === 'accounts' ? source.account(accountId) : source.month(accountId, scope);
+        if (record === undefined) lacking.push(accountId);
+        else lines.push(lineOf(scope, record));
       }
       if (lacking.length > 0) {
         const held = new Map<string, PageRecord>();
