@@ -5,14 +5,15 @@
  * Why: as objects, an account with one month took ~490 bytes of heap (a V8 object with boxed
  * doubles, a months array sized for 17, a month object, its month string) and a million accounts
  * were ~3 million old-space objects for every major collection to trace. In columns a million
- * accounts with a month each take ~170 bytes an account: the id and its index entry (~70 bytes of
- * heap), ~40 bytes of account columns, ~45 of month columns, and thresholds apart (most accounts
- * have none). Accounts are never removed (an account's slot is its insertion order, which
+ * accounts with a month each take ~165 bytes an account: the id (~50 bytes of heap), its index
+ * entry (4-8 bytes off the heap), ~40 bytes of account columns, ~45 of month columns, and thresholds
+ * apart (most accounts have none). Accounts are never removed (an account's slot is its insertion order, which
  * snapshots keep); months and thresholds are, into free lists.
  *
  * Months are numbers here (year * 12 + month - 1, so they order like "YYYY-MM"); `MonthKeys` turns
  * them into the read model's "YYYY-MM" and back.
  */
+import { mixedHashOfAccount } from '@tollstream/messaging';
 import type { MonthKey, ThresholdRecord } from '@tollstream/stores';
 import { MONTH_PATTERN } from './months';
 
@@ -92,7 +93,7 @@ export class AccountIndex {
 
   get(accountId: string): number | undefined {
     const { table, mask, ids } = this;
-    for (let at = hashOf(accountId) & mask; ; at = (at + 1) & mask) {
+    for (let at = mixedHashOfAccount(accountId) & mask; ; at = (at + 1) & mask) {
       const entry = table[at];
       if (entry === 0) return undefined;
       if (ids[entry - 1] === accountId) return entry - 1;
@@ -107,7 +108,7 @@ export class AccountIndex {
 
   private place(slot: number): void {
     const { table, mask } = this;
-    let at = hashOf(this.ids[slot]) & mask;
+    let at = mixedHashOfAccount(this.ids[slot]) & mask;
     while (table[at] !== 0) at = (at + 1) & mask;
     table[at] = slot + 1;
   }
@@ -117,18 +118,6 @@ export class AccountIndex {
     this.mask = capacity - 1;
     for (let slot = 0; slot < this.ids.length; slot++) this.place(slot);
   }
-}
-
-/** FNV-1a over the UTF-16 code units, then murmur3's finalizer (ids differ in their last digits: mix them into the low bits). */
-export function hashOf(text: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
-  hash ^= hash >>> 16;
-  hash = Math.imul(hash, 0x85ebca6b);
-  hash ^= hash >>> 13;
-  hash = Math.imul(hash, 0xc2b2ae35);
-  hash ^= hash >>> 16;
-  return hash >>> 0;
 }
 
 export class AccountTable {

@@ -1,7 +1,7 @@
 export { connectToBroker, type BrokerConnectionOptions } from './connect';
 export { brokerConfigShape, connectServiceToBroker, type BrokerConfig, type ServiceBroker } from './service-broker';
 export { DeadLetterPublisher, originalMsgIdOf, type DeadLetterInput } from './dead-letters';
-export { pageOfAccount, partitionForStation, shardForAccount } from './partitioning';
+export { mixedHashOfAccount, pageOfAccount, partitionForStation, shardForAccount } from './partitioning';
 export {
   declareTopology,
   defaultTopologyOptions,

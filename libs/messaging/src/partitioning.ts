@@ -25,13 +25,19 @@ function fnv1a(text: string): number {
 }
 
 /**
- * Page of an account within its spend shard (the embedded read model packs a shard's accounts into
- * pages): the same FNV-1a, mixed again (murmur3's finalizer) so that pages are independent of the
- * shard (both taken modulo small numbers of one hash would use only some pages of each shard).
+ * An account id's FNV-1a mixed again (murmur3's finalizer): every bit depends on every character, so
+ * it can be taken modulo any number or masked to its low bits (ids differ in their last digits)
+ * independently of the shard (both taken modulo small numbers of one plain FNV-1a would use only some
+ * pages of each shard). Pages of the read model, and in-memory indexes of accounts.
  */
-export function pageOfAccount(accountId: string, pageCount: number): number {
+export function mixedHashOfAccount(accountId: string): number {
   let hash = fnv1a(accountId);
   hash = Math.imul(hash ^ (hash >>> 16), 0x85ebca6b);
   hash = Math.imul(hash ^ (hash >>> 13), 0xc2b2ae35);
-  return ((hash ^ (hash >>> 16)) >>> 0) % pageCount;
+  return (hash ^ (hash >>> 16)) >>> 0;
+}
+
+/** Page of an account within its spend shard (the embedded read model packs a shard's accounts into pages). */
+export function pageOfAccount(accountId: string, pageCount: number): number {
+  return mixedHashOfAccount(accountId) % pageCount;
 }

@@ -362,15 +362,10 @@ export class KvAccountStateStore implements AccountStateStore {
         else lines.push(lineOf(scope, record));
       }
       if (lacking.length > 0) {
-        const held = new Map<string, PageRecord>();
-        for (const accountId of lacking) {
-          const change = changed.get(accountId);
-          if (change) mergeRecord(held, parsePageRecord(lineOf(scope, change)));
-        }
+        // Neither the changes nor the source have them: only the page's stored entries do.
         const wanted = new Set(lacking.map((accountId) => (scope === 'accounts' ? accountRecordKey(accountId) : monthRecordKey(accountId, scope))));
-        if ([...wanted].some((recordKey) => !held.has(recordKey))) {
-          for (const record of (await readBackPage(key)).values()) if (wanted.has(record.key)) mergeRecord(held, record);
-        }
+        const held = new Map<string, PageRecord>();
+        for (const record of (await readBackPage(key)).values()) if (wanted.has(record.key)) mergeRecord(held, record);
         for (const recordKey of wanted) lines.push(held.get(recordKey)?.line ?? '');
       }
       entries.push([key, encoder.encode(COMPLETE_MARK + lines.join(''))]);
